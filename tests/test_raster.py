@@ -1,0 +1,273 @@
+"""The rasterizer against analytic areas, supersampled ground truth and finite differences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from engine.errors import RasterError
+from engine.raster import bezier_point, rasterize, rasterize_dense
+
+
+def line_segment(x0: float, y0: float, x1: float, y1: float, dtype=torch.float64) -> torch.Tensor:
+    """A straight line as an exact cubic (control points at thirds)."""
+    a = torch.tensor([x0, y0], dtype=dtype)
+    b = torch.tensor([x1, y1], dtype=dtype)
+    return torch.stack([a, a + (b - a) / 3, a + 2 * (b - a) / 3, b])
+
+
+ARCH = torch.tensor([[12.0, 40.0], [20.0, 6.0], [44.0, 6.0], [52.0, 40.0]], dtype=torch.float64)
+
+
+def supersampled_coverage(control: np.ndarray, half_width: float, height: int, width: int, samples: int = 64) -> np.ndarray:
+    """Ground truth: fraction of a samples×samples grid per pixel within half_width of the curve."""
+    t = np.linspace(0.0, 1.0, 20001)[:, None]
+    s = 1.0 - t
+    curve = s**3 * control[0] + 3 * s * s * t * control[1] + 3 * s * t * t * control[2] + t**3 * control[3]
+    tree = cKDTree(curve)
+    offsets = (np.arange(samples) + 0.5) / samples
+    out = np.zeros((height, width))
+    for i in range(height):
+        ys = i + offsets
+        xs = np.arange(width)[:, None] + offsets[None, :]
+        grid_x = np.broadcast_to(xs[:, None, :], (width, samples, samples))
+        grid_y = np.broadcast_to(ys[None, :, None], (width, samples, samples))
+        pts = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+        dist, _ = tree.query(pts, distance_upper_bound=half_width + 1e-9)
+        out[i] = (dist <= half_width).reshape(width, -1).mean(axis=1)
+    return out
+
+
+# --------------------------------------------------------------------------- areas
+@pytest.mark.parametrize("half_width", [0.2, 0.45, 1.5, 3.3])
+@pytest.mark.parametrize("centre_y", [20.0, 20.3, 20.5, 20.77])
+def test_horizontal_stroke_matches_analytic_profile(half_width: float, centre_y: float) -> None:
+    segment = line_segment(8.0, centre_y, 56.0, centre_y)[None]
+    coverage = rasterize(segment, half_width, 40, 64)
+    rows = np.arange(40)
+    expected = np.clip(np.minimum(rows + 1, centre_y + half_width) - np.maximum(rows, centre_y - half_width), 0, 1)
+    for column in (20, 31, 40):  # away from the caps
+        assert np.abs(coverage[:, column].numpy() - expected).max() < 0.02
+
+
+@pytest.mark.parametrize("half_width", [0.15, 0.3, 0.7, 1.5, 4.0])
+@pytest.mark.parametrize("end", [(90.0, 20.0), (80.0, 70.5), (33.3, 91.2)])
+def test_total_coverage_equals_stroke_area(half_width: float, end: tuple[float, float]) -> None:
+    start = (10.2, 10.6)
+    segment = line_segment(*start, *end)[None]
+    length = math.dist(start, end)
+    expected = 2 * half_width * length + math.pi * half_width**2
+    total = rasterize(segment, half_width, 100, 100).sum().item()
+    assert total == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize("half_width", [0.4, 1.5, 3.0])
+def test_curved_stroke_total_area(half_width: float) -> None:
+    t = torch.linspace(0, 1, 100001, dtype=torch.float64)
+    curve = bezier_point(ARCH.expand(len(t), 4, 2), t)
+    length = (curve[1:] - curve[:-1]).norm(dim=-1).sum().item()
+    total = rasterize(ARCH[None], half_width, 48, 64).sum().item()
+    assert total == pytest.approx(2 * half_width * length + math.pi * half_width**2, rel=0.02)
+
+
+@pytest.mark.parametrize("half_width", [0.6, 1.5, 3.0])
+def test_curved_stroke_matches_supersampled_ground_truth(half_width: float) -> None:
+    coverage = rasterize(ARCH[None], half_width, 48, 64).numpy()
+    truth = supersampled_coverage(ARCH.numpy(), half_width, 48, 64)
+    error = np.abs(coverage - truth)
+    ys, xs = np.mgrid[0:48, 0:64] + 0.5
+    near_end = np.zeros_like(error, dtype=bool)
+    for x, y in (ARCH[0].tolist(), ARCH[3].tolist()):
+        near_end |= np.hypot(xs - x, ys - y) < half_width + 1.5
+    assert error[~near_end].max() < 0.02  # along the curve: within the ground truth's noise
+    assert error[near_end].max() < 0.07  # round caps: a narrowed band, not an exact disc
+    assert abs(coverage.sum() - truth.sum()) / truth.sum() < 0.01
+    assert error.sum() / truth.sum() < 0.02
+
+
+def test_coverage_stays_in_unit_interval_where_strokes_cross() -> None:
+    segments = torch.stack([line_segment(5, 5, 60, 60), line_segment(5, 60, 60, 5), line_segment(5, 32, 60, 32)])
+    coverage = rasterize(segments, 2.0, 64, 64)
+    assert coverage.min() >= 0 and coverage.max() <= 1
+    assert coverage[32, 32] == 1.0  # the crossing is fully inside all three
+
+
+def test_dot_is_drawn_by_its_round_cap() -> None:
+    dot = torch.tensor([[20.0, 20.0]] * 4, dtype=torch.float64)[None]
+    coverage = rasterize(dot, 3.0, 40, 40)
+    assert coverage.sum().item() == pytest.approx(math.pi * 9.0, rel=0.02)
+    assert coverage[19, 19] == 1.0
+
+
+# ------------------------------------------------------------------ exact shifts
+def test_integer_translation_shifts_image_exactly() -> None:
+    segments = torch.stack([ARCH, line_segment(3.3, 7.1, 30.2, 12.9)]).float()
+    base = rasterize(segments, torch.tensor([1.2, 0.7]), 64, 96)
+    moved = rasterize(segments + torch.tensor([5.0, 3.0]), torch.tensor([1.2, 0.7]), 64, 96)
+    assert torch.allclose(moved[3:, 5:], base[:-3, :-5], atol=1e-5)
+    assert base.sum() > 100
+
+
+# --------------------------------------------------------------------- gradients
+def finite_difference(fn, x: torch.Tensor, step: float) -> torch.Tensor:
+    """Central differences of scalar fn at every element of x."""
+    grad = torch.zeros_like(x)
+    flat = x.detach().clone().reshape(-1)
+    for i in range(flat.numel()):
+        plus, minus = flat.clone(), flat.clone()
+        plus[i] += step
+        minus[i] -= step
+        grad.reshape(-1)[i] = (fn(plus.reshape(x.shape)) - fn(minus.reshape(x.shape))) / (2 * step)
+    return grad
+
+
+def smooth_weights(height: int, width: int) -> torch.Tensor:
+    """A smooth weight field, so that the weighted coverage is a smooth function of the points."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij")
+    return 1.0 + 0.02 * xs + 0.5 * torch.sin(ys / 7.0)
+
+
+@pytest.mark.parametrize(
+    "segments, half_widths",
+    [
+        (ARCH[None], torch.tensor([1.7], dtype=torch.float64)),  # curved stroke
+        (  # a sharp corner: two segments sharing an end point, the outer round join drawn by the caps
+            torch.stack([line_segment(10.3, 40.2, 30.6, 10.1), line_segment(30.6, 10.1, 54.2, 38.7)]),
+            torch.tensor([2.2, 2.2], dtype=torch.float64),
+        ),
+        (torch.stack([ARCH, line_segment(4.0, 44.0, 60.0, 30.0)]), torch.tensor([0.6, 1.1], dtype=torch.float64)),
+    ],
+    ids=["arch", "corner", "thin-crossing"],
+)
+def test_gradients_match_central_differences(segments: torch.Tensor, half_widths: torch.Tensor) -> None:
+    weights = smooth_weights(48, 64)
+
+    def loss(points: torch.Tensor, widths: torch.Tensor = half_widths) -> torch.Tensor:
+        return (rasterize(points, widths, 48, 64) * weights).sum()
+
+    points = segments.clone().requires_grad_(True)
+    widths = half_widths.clone().requires_grad_(True)
+    loss(points, widths).backward()
+    numeric_points = finite_difference(lambda p: loss(p).item(), segments, 1e-4)
+    numeric_widths = finite_difference(lambda w: loss(segments, w).item(), half_widths, 1e-4)
+
+    assert torch.linalg.norm(points.grad - numeric_points) / torch.linalg.norm(numeric_points) < 0.05
+    assert torch.allclose(widths.grad, numeric_widths, rtol=0.05)
+    big = numeric_points.abs() > 0.1 * numeric_points.abs().max()
+    assert torch.allclose(points.grad[big], numeric_points[big], rtol=0.05, atol=0.05)
+
+
+def test_join_control_point_receives_gradient() -> None:
+    """Moving the shared corner point moves the round join; diffvg reports no gradient there."""
+    corner = torch.stack([line_segment(10.0, 40.0, 30.0, 10.0), line_segment(30.0, 10.0, 50.0, 40.0)])
+    corner.requires_grad_(True)
+    rasterize(corner, 2.5, 48, 64).sum().backward()
+    # Total area grows when the corner moves up (the arms lengthen): dA/dy < 0 at the apex.
+    apex_grad_y = corner.grad[0, 3, 1] + corner.grad[1, 0, 1]
+    assert apex_grad_y < -1.0
+
+
+def test_width_gradient_equals_analytic_perimeter() -> None:
+    """d(area)/dw of an isolated straight stroke is 2L + 2πw."""
+    width = torch.tensor([1.3], dtype=torch.float64, requires_grad=True)
+    rasterize(line_segment(10.2, 20.4, 70.7, 52.9)[None], width, 80, 80).sum().backward()
+    length = math.dist((10.2, 20.4), (70.7, 52.9))
+    assert width.grad.item() == pytest.approx(2 * length + 2 * math.pi * 1.3, rel=0.02)
+
+
+def test_arch_gradient_agrees_with_ground_truth_area_change() -> None:
+    """The curved-stroke gradient of diffvg was biased; ours tracks the true weighted area."""
+    weights = smooth_weights(48, 64)
+    points = ARCH.clone().requires_grad_(True)
+    (rasterize(points[None], 1.5, 48, 64) * weights).sum().backward()
+
+    def true_loss(p: np.ndarray) -> float:
+        return float((supersampled_coverage(p, 1.5, 48, 64, samples=32) * weights.numpy()).sum())
+
+    step = 0.5
+    for index in [(1, 0), (1, 1), (2, 1)]:
+        plus, minus = ARCH.numpy().copy(), ARCH.numpy().copy()
+        plus[index] += step
+        minus[index] -= step
+        truth = (true_loss(plus) - true_loss(minus)) / (2 * step)
+        assert points.grad[index].item() == pytest.approx(truth, rel=0.1, abs=0.3)
+
+
+# --------------------------------------------------------- structure and devices
+def test_sparse_matches_dense_reference() -> None:
+    generator = torch.Generator().manual_seed(3)
+    segments = torch.rand(3, 6, 4, 2, generator=generator, dtype=torch.float64) * 60
+    half_widths = torch.rand(3, 6, generator=generator, dtype=torch.float64) * 2 + 0.2
+    sparse = rasterize(segments, half_widths, 64, 64)
+    dense = rasterize_dense(segments, half_widths, 64, 64)
+    assert torch.allclose(sparse, dense, atol=1e-12)
+
+
+def test_batch_dimensions_are_independent() -> None:
+    generator = torch.Generator().manual_seed(5)
+    segments = torch.rand(2, 3, 4, 4, 2, generator=generator) * 40
+    batched = rasterize(segments, 1.0, 40, 40)
+    assert batched.shape == (2, 3, 40, 40)
+    for i in range(2):
+        for j in range(3):
+            assert torch.equal(batched[i, j], rasterize(segments[i, j], 1.0, 40, 40))
+
+
+def test_saved_memory_grows_with_covered_area_not_pixels() -> None:
+    """16 frames × 64 strokes stays far under 1 GB of saved activations, at any canvas size."""
+
+    def saved_bytes(scale: int) -> int:
+        total = 0
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            total += tensor.numel() * tensor.element_size()
+            return tensor
+
+        generator = torch.Generator().manual_seed(0)
+        segments = (torch.rand(16, 64, 4, 2, generator=generator) * 256).requires_grad_(True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            rasterize(segments, 1.5, 256 * scale, 256 * scale)
+        return total
+
+    at_256, at_1024 = saved_bytes(1), saved_bytes(4)
+    assert at_256 < 1024**3 // 4
+    assert at_1024 < 1.1 * at_256  # 16× the pixels, same strokes: no more memory
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu() -> None:
+    generator = torch.Generator().manual_seed(1)
+    segments = torch.rand(4, 16, 4, 2, generator=generator) * 128
+    cpu = rasterize(segments, 1.5, 128, 128)
+    cuda = rasterize(segments.cuda(), 1.5, 128, 128)
+    assert torch.allclose(cuda.cpu(), cpu, atol=1e-4)
+    points = segments.cuda().requires_grad_(True)
+    rasterize(points, 1.5, 128, 128).sum().backward()
+    assert torch.isfinite(points.grad).all()
+
+
+# -------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "segments, half_widths, size, message",
+    [
+        (torch.full((1, 4, 2), float("nan")), 1.0, (32, 32), "NaN"),
+        (torch.full((1, 4, 2), float("inf")), 1.0, (32, 32), "NaN or infinite"),
+        (torch.zeros(1, 3, 2), 1.0, (32, 32), "(..., M, 4, 2)"),
+        (torch.zeros(2, 4, 2), torch.ones(3), (32, 32), "broadcast"),
+        (torch.zeros(1, 4, 2), -1.0, (32, 32), "non-negative"),
+        (torch.zeros(1, 4, 2), 1.0, (100000, 100000), "out of range"),
+    ],
+)
+def test_bad_input_is_refused_in_one_line(segments, half_widths, size, message) -> None:
+    with pytest.raises(RasterError, match=None) as info:
+        rasterize(segments, half_widths, *size)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_empty_input_gives_blank_canvas() -> None:
+    assert rasterize(torch.zeros(2, 0, 4, 2), 1.0, 8, 8).abs().sum() == 0
