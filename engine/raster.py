@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.utils.checkpoint
 
 from .errors import RasterError
 
@@ -79,7 +80,7 @@ def rasterize(
     batch, num_segments = segments.shape[0], segments.shape[1]
     out = segments.new_zeros(batch * height * width)
     if num_segments == 0 or batch == 0:
-        return out.reshape(*batch_shape, height, width)
+        return (out + 0.0 * (segments.sum() + half_widths.sum())).reshape(*batch_shape, height, width)
 
     flat_segments = segments.reshape(batch * num_segments, 4, 2)
     flat_widths = half_widths.reshape(batch * num_segments)
@@ -94,6 +95,8 @@ def rasterize(
     coverage = _pair_coverage(start, end, piece_width, pair_piece, pair_x, pair_y)
     pixel_index = (piece_batch[pair_piece] * height + pair_y) * width + pair_x
     out = out.scatter_reduce(0, pixel_index, coverage, reduce="amax", include_self=True)
+    if torch.is_grad_enabled() and not out.requires_grad and (segments.requires_grad or half_widths.requires_grad):
+        out = out + 0.0 * (segments.sum() + half_widths.sum())  # nothing on the canvas: zero gradients, not an error
     return out.reshape(*batch_shape, height, width)
 
 
@@ -318,12 +321,13 @@ def _near_pixel_pairs_of(start, end, half_width, first: int, last: int, height: 
     return piece[near] + first, x[near], y[near]
 
 
-def rasterize_dense(segments: torch.Tensor, half_widths: torch.Tensor | float, height: int, width: int, *, flatten_tolerance: float = 0.02, max_piece_length: float = 4.0) -> torch.Tensor:
+def rasterize_dense(segments: torch.Tensor, half_widths: torch.Tensor | float, height: int, width: int, *, flatten_tolerance: float = 0.02, max_piece_length: float = 4.0, rows_per_block: int = 8) -> torch.Tensor:
     """Reference implementation: every pixel against every flattened piece.
 
-    Same coverage formula as `rasterize`, no pruning: memory and time grow with
-    pixels × pieces. Kept for tests (the sparse path must agree with it) and as the
-    benchmark's baseline.
+    Same coverage formula as `rasterize`, without pruning, so time grows with
+    pixels × pieces. Blocks of rows are recomputed during backward (activation
+    checkpointing) so that it fits in memory at all. Kept for tests (the sparse path must
+    agree with it) and as the benchmark's baseline.
     """
     segments, half_widths, batch_shape = _check_inputs(segments, half_widths, height, width)
     batch, num_segments = segments.shape[0], segments.shape[1]
@@ -333,21 +337,25 @@ def rasterize_dense(segments: torch.Tensor, half_widths: torch.Tensor | float, h
     start, end = _piece_endpoints(flat_segments, piece_segment, t0, t1)
     piece_width = half_widths.reshape(-1)[piece_segment]
     piece_batch = piece_segment // num_segments
-    ys, xs = torch.meshgrid(torch.arange(height, device=segments.device), torch.arange(width, device=segments.device), indexing="ij")
-    centres = torch.stack([xs, ys], dim=-1).reshape(-1, 2).to(segments.dtype) + 0.5
     frames = []
     for b in range(batch):
         mine = piece_batch == b
-        s, e, w = start[mine], end[mine], piece_width[mine]
-        if len(s) == 0:
-            frames.append(segments.new_zeros(height * width))
-            continue
-        count = len(s)
-        cov = capsule_coverage(
-            s.unsqueeze(0).expand(len(centres), count, 2).reshape(-1, 2),
-            e.unsqueeze(0).expand(len(centres), count, 2).reshape(-1, 2),
-            w.unsqueeze(0).expand(len(centres), count).reshape(-1),
-            centres.unsqueeze(1).expand(len(centres), count, 2).reshape(-1, 2),
-        )
-        frames.append(cov.reshape(len(centres), count).amax(dim=1))
+        blocks = [
+            torch.utils.checkpoint.checkpoint(_dense_rows, start[mine], end[mine], piece_width[mine], row, min(row + rows_per_block, height), width, use_reentrant=False)
+            for row in range(0, height, rows_per_block)
+        ]
+        frames.append(torch.cat(blocks))
     return torch.stack(frames).reshape(*batch_shape, height, width)
+
+
+def _dense_rows(start: torch.Tensor, end: torch.Tensor, piece_width: torch.Tensor, first_row: int, last_row: int, width: int) -> torch.Tensor:
+    """Coverage of rows [first_row, last_row) against all the given pieces."""
+    if len(start) == 0:
+        return start.new_zeros(last_row - first_row, width) + 0.0 * (start.sum() + end.sum() + piece_width.sum())
+    ys, xs = torch.meshgrid(torch.arange(first_row, last_row, device=start.device), torch.arange(width, device=start.device), indexing="ij")
+    centres = torch.stack([xs, ys], dim=-1).reshape(-1, 1, 2).to(start.dtype) + 0.5
+    pixels, pieces = len(centres), len(start)
+    coverage = capsule_coverage(
+        start.expand(pixels, pieces, 2), end.expand(pixels, pieces, 2), piece_width.expand(pixels, pieces), centres.expand(pixels, pieces, 2)
+    )
+    return coverage.amax(dim=1).reshape(last_row - first_row, width)

@@ -271,3 +271,10 @@ def test_bad_input_is_refused_in_one_line(segments, half_widths, size, message) 
 
 def test_empty_input_gives_blank_canvas() -> None:
     assert rasterize(torch.zeros(2, 0, 4, 2), 1.0, 8, 8).abs().sum() == 0
+
+
+def test_strokes_off_the_canvas_give_zero_gradients() -> None:
+    points = (torch.tensor([[[500.0, 500.0], [510.0, 505.0], [520.0, 500.0], [530.0, 510.0]]])).requires_grad_(True)
+    coverage = rasterize(points, 1.5, 32, 32)
+    coverage.sum().backward()
+    assert coverage.sum() == 0 and torch.equal(points.grad, torch.zeros_like(points))

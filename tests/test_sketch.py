@@ -1,0 +1,123 @@
+"""The Sketch model: topology helpers, versioned JSON, validation, atomic writes, rendering."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import SketchError
+from engine.files import atomic_write, atomic_write_text
+from engine.render import SketchRenderer, render_sketch_frames
+from engine.sketch import Path, Sketch
+
+
+def two_path_sketch() -> Sketch:
+    return Sketch(
+        paths=[
+            Path(points=[[10, 10], [20, 5], [30, 5], [40, 10], [50, 15], [60, 15], [70, 10]], half_width=2.0, color=(1, 0, 0)),
+            Path(points=[[10, 40], [20, 40], [30, 40], [40, 40]], closed=False, half_width=1.0, opacity=0.5, color=(0.1, 0.2, 0.3)),
+        ],
+        width=80,
+        height=60,
+    )
+
+
+def test_topology_helpers() -> None:
+    sketch = two_path_sketch()
+    assert sketch.num_points == 11 and sketch.num_segments == 3
+    assert sketch.segment_index().tolist() == [[0, 1, 2, 3], [3, 4, 5, 6], [7, 8, 9, 10]]
+    assert sketch.segment_path().tolist() == [0, 0, 1]
+    assert sketch.segment_half_widths().tolist() == [2.0, 2.0, 1.0]
+    np.testing.assert_array_equal(sketch.segments()[1], [[40, 10], [50, 15], [60, 15], [70, 10]])
+
+
+def test_json_round_trip_with_animation(tmp_path) -> None:
+    sketch = two_path_sketch()
+    frames = sketch.flat_points()[None] + np.arange(3)[:, None, None] * np.array([1.25, -0.5])
+    animated = sketch.with_frames(frames)
+    animated.save_json(tmp_path / "s.json")
+    loaded = Sketch.load_json(tmp_path / "s.json")
+    assert (loaded.width, loaded.height, loaded.num_frames) == (80, 60, 3)
+    np.testing.assert_array_equal(loaded.frames, frames)
+    for a, b in zip(loaded.paths, animated.paths):
+        np.testing.assert_array_equal(a.points, b.points)
+        assert (a.closed, a.half_width, a.color, a.opacity) == (b.closed, b.half_width, b.color, b.opacity)
+    np.testing.assert_array_equal(loaded.frame(2).flat_points(), frames[2])
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(version=0), "version 0"),
+        (lambda d: d.update(version=99), "version 99"),
+        (lambda d: d.pop("schema"), "not a Sketch Animator sketch"),
+        (lambda d: d.update(paths=[]), "no strokes"),
+        (lambda d: d["paths"][0]["points"].pop(), "3k+1"),
+        (lambda d: d["paths"][0]["points"][0].__setitem__(0, float("nan")), "NaN"),
+        (lambda d: d["paths"][1].update(half_width=-1), "half-width"),
+        (lambda d: d["paths"][1].update(opacity=3), "opacity"),
+        (lambda d: d.update(width=100000, height=100000), "out of range"),
+        (lambda d: d.update(frames=[[[0, 0]]]), "same topology"),
+        (lambda d: d["paths"][0].pop("points"), "malformed"),
+    ],
+)
+def test_invalid_json_gives_one_line_error(tmp_path, edit, message) -> None:
+    data = two_path_sketch().to_dict()
+    edit(data)
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(SketchError) as info:
+        Sketch.load_json(tmp_path / "bad.json")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_not_json_and_missing_file(tmp_path) -> None:
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(SketchError, match="not valid JSON"):
+        Sketch.load_json(tmp_path / "x.json")
+    with pytest.raises(SketchError, match="cannot read"):
+        Sketch.load_json(tmp_path / "missing.json")
+
+
+def test_atomic_write_keeps_old_file_when_the_disk_fills(tmp_path) -> None:
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "old")
+
+    def fail(tmp: str) -> None:
+        with open(tmp, "w") as handle:
+            handle.write("partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write(target, fail)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_renderer_colours_and_layers() -> None:
+    sketch = two_path_sketch()
+    renderer = SketchRenderer(sketch)
+    assert len(renderer.layers) == 2
+    image = renderer.render(renderer.points())
+    assert image.shape == (3, 60, 80)
+    # Inside the red stroke (fully covered pixel): pure red. Inside the 50% stroke: half mixed.
+    assert torch.allclose(image[:, 10, 10], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(image[:, 40, 25], 0.5 * torch.tensor([1.0, 1.0, 1.0]) + 0.5 * torch.tensor([0.1, 0.2, 0.3]), atol=1e-6)
+    assert torch.allclose(image[:, 55, 5], torch.ones(3))  # background
+
+
+def test_render_is_differentiable_and_scales() -> None:
+    sketch = two_path_sketch()
+    renderer = SketchRenderer(sketch)
+    points = renderer.points().requires_grad_(True)
+    renderer.render(points).mean().backward()
+    assert points.grad.abs().sum() > 0
+    frames = render_sketch_frames(sketch.with_frames(np.stack([sketch.flat_points()] * 2)), size=160)
+    assert frames.shape == (2, 120, 160, 3) and frames.dtype == np.uint8
+    # Doubling the size doubles the widths: dark area grows 4×.
+    small = (255 - render_sketch_frames(sketch)[0].astype(float)).sum()
+    big = (255 - frames[0].astype(float)).sum()
+    assert big / small == pytest.approx(4.0, rel=0.03)
