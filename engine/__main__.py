@@ -39,12 +39,57 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--fps", type=float, default=8.0, help="frames per second of a GIF or MP4 (default 8)")
     render.set_defaults(handler=run_render)
 
+    download = commands.add_parser(
+        "download",
+        help="download the text-to-video model's weights (only the files the engine uses)",
+        description="Fetch the configs, tokenizer and one weight file per component (fp16 where the "
+        "repository has it) into the Hugging Face cache or a folder. Every other command runs offline.",
+    )
+    download.add_argument("model", nargs="?", default=None, help="hub id (default: ali-vilab/text-to-video-ms-1.7b)")
+    download.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    download.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: the standard one)")
+    download.add_argument("--dir", dest="local_dir", default=None, help="download into this plain folder instead of the cache")
+    download.set_defaults(handler=run_download)
+
+    appearance = commands.add_parser(
+        "learn-appearance",
+        help="stage 1: learn the sketch's appearance as a LoRA (cached)",
+        description="Train the `appearance` LoRA on the rendered sketch with the subject prompt "
+        "(paper eq. 5). A run with the same inputs is a cache hit; a killed run resumes.",
+    )
+    appearance.add_argument("--sketch", type=Path, required=True, help="the sketch: .svg or sketch .json")
+    appearance.add_argument("--subject", required=True, help='a short subject prompt, e.g. "A horse."')
+    appearance.add_argument("--no-augment", action="store_true", help="no scale/shift jitter of the drawing")
+    add_training_options(appearance, steps=500)
+    appearance.set_defaults(handler=run_learn_appearance)
+
+    motion = commands.add_parser(
+        "learn-motion",
+        help="stage 2: learn the reference video's motion as a LoRA (cached: a motion library)",
+        description="Train `motion_spatial` on single frames and `motion_temporal` on the clip with "
+        "the motion prompt (paper eqs. 6–7). The same video and settings are learned once.",
+    )
+    motion.add_argument("--video", type=Path, required=True, help="mp4, mov, webm, avi, gif or a folder of numbered images")
+    motion.add_argument("--motion", required=True, help='a motion prompt, e.g. "A horse is galloping."')
+    motion.add_argument("--frames", type=int, default=16, help="frames sampled from the video (default 16)")
+    motion.add_argument("--start", type=float, default=None, help="start time in seconds (default: the beginning)")
+    motion.add_argument("--end", type=float, default=None, help="end time in seconds (default: the end)")
+    motion.add_argument("--fit", choices=("crop", "pad"), default="crop", help="make frames square by centre crop or white padding")
+    motion.add_argument("--debiased", action="store_true", help="add MotionDirector's appearance-debiased temporal loss")
+    add_training_options(motion, steps=500)
+    motion.set_defaults(handler=run_learn_motion)
+
+    from .cache import add_cache_commands
+
+    add_cache_commands(commands)
+
     demo = commands.add_parser(
         "demo",
         help="render the example sketch and a procedural animation of it (no model needed)",
         description="Render examples/cat.svg to PNG and a swaying animation of it to GIF and MP4.",
     )
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
+    demo.add_argument("--model", default=None, help="hub id or folder (default: ModelScope T2V if downloaded, else the embedded tiny model)")
     demo.set_defaults(handler=run_demo)
     return parser
 
@@ -68,11 +113,90 @@ def run_render(args: argparse.Namespace) -> None:
     print(f"wrote {args.output} ({len(frames)} frame{'s' * (len(frames) != 1)}, {frames.shape[2]}×{frames.shape[1]})")
 
 
+def add_training_options(parser: argparse.ArgumentParser, steps: int) -> None:
+    """Options shared by the LoRA stages."""
+    parser.add_argument("--model", default=None, help="hub id or folder (default: ModelScope T2V if downloaded, else the embedded tiny model)")
+    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default auto)")
+    parser.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, fp32 on CPU), float16, bfloat16 or float32")
+    parser.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps}, as in the paper)")
+    parser.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (default 5e-4)")
+    parser.add_argument("--rank", type=int, default=32, help="LoRA rank (default 32; lower it to save memory)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--resolution", type=int, default=256, help="frame size the model sees in pixels (default 256)")
+    parser.add_argument("--checkpoint-every", type=int, default=50, help="save a resumable checkpoint every K steps (default 50)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="adapter cache folder (default: the user cache)")
+    parser.add_argument("--events", type=Path, default=None, help="also append JSON-lines progress events to this file")
+
+
+def training_context(args: argparse.Namespace):
+    """Backbone, cache and event log from the shared options (prints the tiny-model note)."""
+    from .backbone import BackboneOptions, load_backbone, model_or_embedded_tiny
+    from .cache import AdapterCache
+    from .events import EventLog
+
+    options = BackboneOptions(device=args.device, dtype=args.dtype)
+    model, note = model_or_embedded_tiny(args.model, options)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    cache = AdapterCache(args.cache_dir / "adapters" if args.cache_dir else None)
+    events = EventLog(args.events) if args.events else None
+    return load_backbone(model, options), cache, events
+
+
+def training_settings(args: argparse.Namespace, settings_class, **extra):
+    return settings_class(
+        steps=args.steps, lr=args.lr, rank=args.rank, seed=args.seed, resolution=args.resolution, checkpoint_every=args.checkpoint_every, **extra
+    )
+
+
+def run_learn_appearance(args: argparse.Namespace) -> None:
+    from .appearance import AppearanceSettings, learn_appearance
+    from .checkpoint import StopRequest
+    from .sketch import load_sketch
+
+    sketch = load_sketch(args.sketch)
+    settings = training_settings(args, AppearanceSettings, augment=not args.no_augment)
+    backbone, cache, events = training_context(args)
+    with StopRequest() as stop:
+        path = learn_appearance(backbone, sketch, args.subject, settings, cache, events, stop)
+    print(path)
+
+
+def run_learn_motion(args: argparse.Namespace) -> None:
+    from .checkpoint import StopRequest
+    from .motion import MotionSettings, learn_motion
+    from .video import VideoSpec, load_reference_frames
+
+    spec = VideoSpec(path=str(args.video), num_frames=args.frames, size=args.resolution, start_s=args.start, end_s=args.end, fit=args.fit)
+    clip = load_reference_frames(spec)
+    for warning in clip.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    settings = training_settings(args, MotionSettings, debiased_temporal=args.debiased)
+    backbone, cache, events = training_context(args)
+    with StopRequest() as stop:
+        path = learn_motion(backbone, clip, spec, args.motion, settings, cache, events, stop)
+    print(path)
+
+
+def run_download(args: argparse.Namespace) -> None:
+    from .backbone import DEFAULT_MODEL, download_model
+
+    model = args.model or DEFAULT_MODEL
+    folder = download_model(model, revision=args.revision, cache_dir=args.cache_dir, local_dir=args.local_dir)
+    print(f"{model} is ready in {folder}")
+
+
 def run_demo(args: argparse.Namespace) -> None:
+    from .backbone import load_backbone, model_or_embedded_tiny
     from .demo import sway_demo
 
     for path in sway_demo(EXAMPLES / "cat.svg", args.out):
         print(f"wrote {path}")
+    model, note = model_or_embedded_tiny(args.model)
+    if note:
+        print(f"note: {note}")
+    backbone = load_backbone(model)
+    print(f"loaded the text-to-video model from {backbone.folder} on {backbone.device} ({backbone.dtype})")
 
 
 def check_output_suffix(path: Path) -> None:
@@ -86,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         args.handler(args)
     except SketchAnimatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
