@@ -80,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     motion.set_defaults(handler=run_learn_motion)
 
     from .cache import add_cache_commands
+    from .metrics import add_metrics_commands
 
     add_cache_commands(commands)
+    add_metrics_commands(commands)
 
     demo = commands.add_parser(
         "demo",

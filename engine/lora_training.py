@@ -96,6 +96,7 @@ class TrainingRun:
     key_parts: Mapping[str, Any]  # everything that determines the result, besides the model
     make_step: Callable[[], Callable[[int], float]]  # called once the adapters exist; returns step(i) → loss
     trained_on: Mapping[str, Any]  # recorded in the adapter files' metadata
+    write_extra: Callable[[Path], None] | None = None  # more files for the cache entry (a preview)
 
 
 def train_cached(
@@ -148,6 +149,8 @@ def train_cached(
     def write(folder: Path) -> None:
         for name in run.adapters:
             backbone.save_adapter(name, folder / f"{name}.safetensors", trained_on={**run.trained_on, "steps": settings.steps, "settings": settings.to_dict()})
+        if run.write_extra is not None:
+            run.write_extra(folder)
 
     entry = cache.store(key, write, manifest={"stage": run.kind, "model": backbone.model_name, "trained_on": dict(run.trained_on)})
     shutil.rmtree(work, ignore_errors=True)

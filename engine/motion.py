@@ -24,7 +24,7 @@ from .cache import AdapterCache
 from .checkpoint import StopRequest
 from .events import EventLog
 from .lora_training import LoraTrainingSettings, TrainingRun, adapter_params, check_prompt, diffusion_loss, frozen, noise_prediction, random_timesteps, train_cached
-from .video import ReferenceClip, VideoSpec
+from .video import ReferenceClip, VideoSpec, save_preview_strip
 
 MOTION_STAGE_VERSION = 1
 
@@ -58,7 +58,10 @@ def learn_motion(
     stop: StopRequest | None = None,
     show_bar: bool | None = None,
 ) -> Path:
-    """Train (or find in the cache) the video's motion adapters; returns `motion_temporal.safetensors`."""
+    """Train (or find in the cache) the video's motion adapters; returns `motion_temporal.safetensors`.
+
+    The cache entry also holds `frames.png`, a strip of the sampled frames the motion was learned from.
+    """
     prompt = check_prompt(motion_prompt, "motion")
     num_frames = len(clip.frames)
     video = spec.cache_parts()  # hashes the file once
@@ -91,6 +94,7 @@ def learn_motion(
         key_parts={"stage_version": MOTION_STAGE_VERSION, "video": video, "prompt": prompt},
         make_step=make_step,
         trained_on={"video": video, "prompt": prompt, "frames": num_frames},
+        write_extra=lambda folder: save_preview_strip(clip.frames, folder / "frames.png"),
     )
     entry = train_cached(backbone, run, settings, cache or AdapterCache(), events, stop, show_bar)
     return entry / "motion_temporal.safetensors"

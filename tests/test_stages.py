@@ -192,6 +192,7 @@ def test_motion_loss_falls_and_only_motion_adapters_change(backbone, moving_box_
     assert any(".motion_temporal." in n for n in changed) and any(".motion_spatial." in n for n in changed)
     assert all(".motion_temporal." in n or ".motion_spatial." in n for n in changed)
     assert (path.parent / "motion_spatial.safetensors").is_file()
+    assert iio.imread(path.parent / "frames.png").shape == (64, 6 * 64, 3)  # the sampled frames, side by side
     assert all("temp_attentions" in k or k.startswith("transformer_in") for k in load_file(path))
 
 
