@@ -79,6 +79,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(motion, steps=500)
     motion.set_defaults(handler=run_learn_motion)
 
+    animate = commands.add_parser(
+        "animate",
+        help="animate a sketch like a reference video: stages 1–3 into a job folder",
+        description="Create a job folder in --out and run it: learn the sketch's appearance and the "
+        "video's motion (cached), then optimise the sketch's per-frame control points by score "
+        "distillation. Run the same command, or `run DIR`, again to resume after a kill.",
+    )
+    animate.add_argument("--sketch", type=Path, required=True, help="the sketch: .svg or sketch .json")
+    animate.add_argument("--video", type=Path, required=True, help="the reference video (mp4, mov, webm, avi, gif, image folder)")
+    animate.add_argument("--subject", required=True, help='subject prompt for the sketch, e.g. "A horse."')
+    animate.add_argument("--motion", required=True, help='motion prompt for the video, e.g. "A horse is galloping."')
+    animate.add_argument("--out", type=Path, required=True, help="job folder; the result goes to OUT/result")
+    animate.add_argument("--model", default=None, help="hub id or folder (default: ModelScope T2V if downloaded, else the embedded tiny model)")
+    animate.add_argument("--frames", type=int, default=16, help="output frames, sampled from the video (default 16)")
+    animate.add_argument("--start", type=float, default=None, help="video start time in seconds")
+    animate.add_argument("--end", type=float, default=None, help="video end time in seconds")
+    animate.add_argument("--fit", choices=("crop", "pad"), default="crop", help="make video frames square by crop or white padding")
+    animate.add_argument("--quality", default="standard", help="demo, draft, standard or paper: training steps of each stage")
+    animate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    animate.add_argument("--resolution", type=int, default=256, help="frame size the model sees in pixels (default 256)")
+    animate.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    animate.add_argument("--dtype", default="auto", help="auto, float16, bfloat16 or float32")
+    animate.add_argument("--cache-dir", type=Path, default=None, help="adapter cache folder (default: the user cache)")
+    for stage in ("appearance", "motion", "distillation"):
+        animate.add_argument(f"--{stage}-steps", type=int, default=None, help=f"override the preset's {stage} steps")
+    animate.set_defaults(handler=run_animate)
+
+    run = commands.add_parser("run", help="run or resume a job folder (what the Blender add-on starts)")
+    run.add_argument("job_dir", type=Path, help="the job folder (with job.json)")
+    run.set_defaults(handler=run_job_folder)
+
     from .cache import add_cache_commands
     from .metrics import add_metrics_commands
 
@@ -87,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="render the example sketch and a procedural animation of it (no model needed)",
-        description="Render examples/cat.svg to PNG and a swaying animation of it to GIF and MP4.",
+        help="animate the example sketch like a generated reference video (a couple of minutes on CPU)",
+        description="Run the whole pipeline on examples/cat.svg and a generated bouncing-ball video with the "
+        "demo preset (8 frames, 128 px). Uses ModelScope T2V if downloaded, else the embedded tiny model with "
+        "random weights, whose motion is meaningless (it says so).",
     )
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     demo.add_argument("--model", default=None, help="hub id or folder (default: ModelScope T2V if downloaded, else the embedded tiny model)")
@@ -180,6 +213,28 @@ def run_learn_motion(args: argparse.Namespace) -> None:
     print(path)
 
 
+def run_animate(args: argparse.Namespace) -> None:
+    from .pipeline import JobSpec, run_job, write_job
+    from .sketch import load_sketch
+
+    steps = {stage: getattr(args, f"{stage}_steps") for stage in ("appearance", "motion", "distillation") if getattr(args, f"{stage}_steps") is not None}
+    spec = JobSpec(
+        video=str(args.video.resolve()), subject_prompt=args.subject, motion_prompt=args.motion, num_frames=args.frames,
+        video_start_s=args.start, video_end_s=args.end, video_fit=args.fit, model=args.model, quality=args.quality,
+        seed=args.seed, resolution=args.resolution, device=args.device, dtype=args.dtype,
+        cache_dir=str(args.cache_dir.resolve()) if args.cache_dir else None, steps=steps,
+    )
+    if not (args.out / "job.json").is_file():
+        write_job(args.out, load_sketch(args.sketch), spec)
+    print(f"result: {run_job(args.out)}")
+
+
+def run_job_folder(args: argparse.Namespace) -> None:
+    from .pipeline import run_job
+
+    print(f"result: {run_job(args.job_dir)}")
+
+
 def run_download(args: argparse.Namespace) -> None:
     from .backbone import DEFAULT_MODEL, download_model
 
@@ -189,16 +244,11 @@ def run_download(args: argparse.Namespace) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
-    from .backbone import load_backbone, model_or_embedded_tiny
-    from .demo import sway_demo
+    from .demo import run_demo as demo
 
-    for path in sway_demo(EXAMPLES / "cat.svg", args.out):
+    for path in demo(EXAMPLES / "cat.svg", args.out, args.model):
         print(f"wrote {path}")
-    model, note = model_or_embedded_tiny(args.model)
-    if note:
-        print(f"note: {note}")
-    backbone = load_backbone(model)
-    print(f"loaded the text-to-video model from {backbone.folder} on {backbone.device} ({backbone.dtype})")
+    print(f"open {args.out / 'job' / 'result' / 'side_by_side.gif'} to see the sketch next to the reference video")
 
 
 def check_output_suffix(path: Path) -> None:

@@ -1,4 +1,9 @@
-"""A model-free demo: the example sketch, rendered still and swaying."""
+"""The README demo: the example sketch animated like a generated reference video.
+
+It runs the real pipeline (stages 1–3) with the "demo" preset: 8 frames at 128 px and few
+steps, so that it finishes in a couple of minutes on a CPU. Without a downloaded model the
+embedded tiny model with random weights is used, and the motion is meaningless.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +12,36 @@ from pathlib import Path
 import numpy as np
 
 from .media import save_frames
+from .pipeline import JobSpec, run_job, write_job
 from .render import render_sketch_frames
-from .sketch import Sketch, load_sketch
+from .sketch import load_sketch
 from .svg import save_svg
 
 
-def sway(sketch: Sketch, frames: int = 16, degrees: float = 8.0) -> Sketch:
-    """Rotate the sketch back and forth about its bottom centre: a stand-in motion."""
-    points = sketch.flat_points()
-    xmin, _, xmax, ymax = sketch.bounds()
-    pivot = np.array([(xmin + xmax) / 2, ymax])
-    angles = np.deg2rad(degrees) * np.sin(np.linspace(0, 2 * np.pi, frames, endpoint=False))
-    cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
-    rel = points[None] - pivot
-    rotated = np.stack([cos[..., 0] * rel[..., 0] - sin[..., 0] * rel[..., 1], sin[..., 0] * rel[..., 0] + cos[..., 0] * rel[..., 1]], axis=-1)
-    return sketch.with_frames(rotated + pivot)
+def write_reference_video(path: Path, frames: int = 24, size: int = 128) -> Path:
+    """A dark ball bouncing left to right on white: a stand-in for a real reference video."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    video = np.full((frames, size, size, 3), 255, np.uint8)
+    for i in range(frames):
+        x = size * (0.2 + 0.6 * i / (frames - 1))
+        y = size * (0.7 - 0.4 * abs(np.sin(np.pi * 2 * i / (frames - 1))))
+        video[i][(xs - x) ** 2 + (ys - y) ** 2 < (size * 0.1) ** 2] = (40, 40, 60)
+    return save_frames(video, path, fps=12)
 
 
-def sway_demo(svg: Path, out: Path) -> list[Path]:
-    """Write the sketch as JSON and PNG, and its sway as GIF and MP4, into `out`."""
+def run_demo(svg: Path, out: Path, model: str | None = None) -> list[Path]:
+    """Write the still sketch, a reference video, and the animated result into `out`."""
     sketch = load_sketch(svg)
-    animated = sway(sketch)
-    return [
+    written = [
         save_svg(sketch, out / "sketch.svg"),
-        sketch.save_json(out / "sketch.json"),
         save_frames(render_sketch_frames(sketch), out / "sketch.png"),
-        animated.save_json(out / "sway.json"),
-        save_frames(render_sketch_frames(animated), out / "sway.gif"),
-        save_frames(render_sketch_frames(animated), out / "sway.mp4"),
+        write_reference_video(out / "reference.mp4"),
     ]
+    job = out / "job"
+    if not (job / "job.json").is_file():
+        spec = JobSpec(
+            video=str(written[-1].resolve()), subject_prompt="A cat.", motion_prompt="A cat is jumping.",
+            num_frames=8, model=model, quality="demo", resolution=128,
+        )
+        write_job(job, sketch, spec)
+    return written + [run_job(job)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,16 +29,16 @@ def test_render_svg_to_png(tmp_path) -> None:
     assert image.min() == 0 and (image == 255).mean() > 0.8  # black strokes on mostly white
 
 
-def test_demo_writes_png_gif_and_mp4(tmp_path) -> None:
-    result = run_engine("demo", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    gif = iio.imread(tmp_path / "sway.gif", index=None)
-    assert gif.shape[0] == 16
-    assert not np.array_equal(gif[0], gif[4])  # it moves
-    mp4 = iio.imread(tmp_path / "sway.mp4", index=None)
-    assert mp4.shape[0] == 16
-    animated = Sketch.load_json(tmp_path / "sway.json")
-    assert animated.num_frames == 16 and animated.frames.shape[1] == animated.num_points
+def test_demo_animates_the_example_and_says_which_model(tmp_path) -> None:
+    env = {**os.environ, "SKETCH_ANIMATOR_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "engine", "demo", "--out", str(tmp_path / "demo")], cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "meaningless" in result.stderr and "python -m engine download" in result.stderr
+    assert (tmp_path / "demo" / "sketch.png").is_file() and (tmp_path / "demo" / "reference.mp4").is_file()
+    gif = iio.imread(tmp_path / "demo" / "job" / "result" / "animation.gif", index=None)
+    assert gif.shape[0] == 8
+    animated = Sketch.load_json(tmp_path / "demo" / "job" / "result" / "result.json")
+    assert animated.num_frames == 8 and animated.frames.shape[1] == Sketch.load_json(tmp_path / "demo" / "job" / "input_sketch.json").num_points
 
 
 def test_help_explains_every_option() -> None:
