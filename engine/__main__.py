@@ -104,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--cache-dir", type=Path, default=None, help="adapter cache folder (default: the user cache)")
     for stage in ("appearance", "motion", "distillation"):
         animate.add_argument(f"--{stage}-steps", type=int, default=None, help=f"override the preset's {stage} steps")
+    sds = animate.add_argument_group("stage 3 (score distillation) options")
+    sds.add_argument("--lr", type=float, default=None, help="Adam learning rate on control points in canvas units (default 2e-3: ~0.5 px/step at 256)")
+    sds.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 35)")
+    sds.add_argument("--t-min", type=int, default=None, help="smallest diffusion timestep (default 50)")
+    sds.add_argument("--t-max", type=int, default=None, help="largest diffusion timestep (default 950)")
+    sds.add_argument("--anneal-t", action="store_true", default=None, help="lower t-max linearly over the run")
+    sds.add_argument("--weighting", choices=("sds", "uniform"), default=None, help="w(t): sds = 1 − ᾱ_t (default) or uniform")
+    sds.add_argument("--appearance-weight", type=float, default=None, help="λ1 of the appearance LoRA (default 0.5; 0 = the paper's w/o A-LoRA)")
+    sds.add_argument("--motion-weight", type=float, default=None, help="λ2 of the motion LoRA (default 1.0; 0 = the paper's w/o M-LoRA)")
+    sds.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="no random crop/perspective augmentation")
     animate.set_defaults(handler=run_animate)
 
     run = commands.add_parser("run", help="run or resume a job folder (what the Blender add-on starts)")
@@ -218,11 +228,13 @@ def run_animate(args: argparse.Namespace) -> None:
     from .sketch import load_sketch
 
     steps = {stage: getattr(args, f"{stage}_steps") for stage in ("appearance", "motion", "distillation") if getattr(args, f"{stage}_steps") is not None}
+    options = ("lr", "guidance", "t_min", "t_max", "anneal_t", "weighting", "appearance_weight", "motion_weight", "augment")
+    distillation = {name: getattr(args, name) for name in options if getattr(args, name) is not None}
     spec = JobSpec(
         video=str(args.video.resolve()), subject_prompt=args.subject, motion_prompt=args.motion, num_frames=args.frames,
         video_start_s=args.start, video_end_s=args.end, video_fit=args.fit, model=args.model, quality=args.quality,
         seed=args.seed, resolution=args.resolution, device=args.device, dtype=args.dtype,
-        cache_dir=str(args.cache_dir.resolve()) if args.cache_dir else None, steps=steps,
+        cache_dir=str(args.cache_dir.resolve()) if args.cache_dir else None, steps=steps, distillation=distillation,
     )
     if not (args.out / "job.json").is_file():
         write_job(args.out, load_sketch(args.sketch), spec)

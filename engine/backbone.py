@@ -35,6 +35,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from diffusers.loaders.peft import PeftAdapterMixin
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModelOutput
 
+from .devices import choose_device, choose_dtype
 from .errors import SketchAnimatorError
 
 DEFAULT_MODEL = "ali-vilab/text-to-video-ms-1.7b"
@@ -150,27 +151,6 @@ class BackboneOptions:
     vae_checkpointing: bool = True  # recompute VAE encoder activations in backward
     offload_text_encoder: bool = True  # move the text encoder to CPU once prompts are encoded
     attention: str = "sdpa"  # sdpa | default
-
-
-def choose_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' was asked for but CUDA is not available: choose device auto or cpu")
-    return torch.device(name)
-
-
-def choose_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
-    try:
-        return {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}[name]
-    except KeyError:
-        raise ModelError(f"unknown dtype {name!r}: use auto, float16, bfloat16 or float32") from None
 
 
 # -------------------------------------------------------------------- model folder

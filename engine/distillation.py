@@ -45,12 +45,19 @@ class DistillationSettings:
     t_min: int = 50
     t_max: int = 950
     anneal_t: bool = False  # shrink t_max linearly towards t_min + 100 over the run
+    weighting: str = "sds"  # w(t): "sds" = 1 − ᾱ_t (DreamFusion, Live Sketch) or "uniform" = 1
     appearance_weight: float = 0.5  # λ1; 0 reproduces the paper's "w/o A-LoRA" row
     motion_weight: float = 1.0  # λ2; 0 reproduces "w/o M-LoRA"
     augment: bool = True  # random crop + perspective of the frames, the same for all frames of a step
     resolution: int = 256
     seed: int = 0
     checkpoint_every: int = 25
+
+    def __post_init__(self) -> None:
+        if self.weighting not in ("sds", "uniform"):
+            raise SketchAnimatorError(f"unknown weighting {self.weighting!r}: use sds (1 − ᾱ_t) or uniform")
+        if not 0 <= self.t_min < self.t_max <= 999:
+            raise SketchAnimatorError(f"t range [{self.t_min}, {self.t_max}] is invalid: use 0 ≤ t_min < t_max ≤ 999")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,7 +101,7 @@ class SDSPrior:
             prediction = self.backbone.predict_noise(torch.cat([noisy, noisy]), t.expand(2), self.text).float()
             unconditional, conditional = prediction.chunk(2)
             guided = unconditional + self.settings.guidance * (conditional - unconditional)
-            weight = 1.0 - self.alphas_cumprod[t.to(self.alphas_cumprod.device)].float()
+            weight = 1.0 - self.alphas_cumprod[t.to(self.alphas_cumprod.device)].float() if self.settings.weighting == "sds" else 1.0
             grad = torch.nan_to_num(weight * (guided - noise))
         target = (latents - grad).detach()
         loss = 0.5 * F.mse_loss(latents, target, reduction="sum")  # d loss / d latents = grad

@@ -41,6 +41,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from .devices import choose_device
 from .errors import SketchAnimatorError
 from .files import atomic_write_text
 from .sketch import Sketch
@@ -287,7 +288,7 @@ def load_metric_models(
 
     clip_dir = resolve_metric_model_dir(clip, "clip", cache_dir)
     xclip_dir = resolve_metric_model_dir(xclip, "xclip", cache_dir)
-    target = choose_metrics_device(device)
+    target = choose_device(device)
     with _quiet_transformers():
         clip_model = _load(lambda: CLIPModel.from_pretrained(clip_dir, local_files_only=True), clip, "clip", cache_dir)
         clip_images = _load(lambda: AutoImageProcessor.from_pretrained(clip_dir, local_files_only=True), clip, "clip", cache_dir)
@@ -320,21 +321,6 @@ def _quiet_transformers() -> Iterator[None]:
         yield
     finally:
         logging.set_verbosity(verbosity)
-
-
-def choose_metrics_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA, then MPS, then CPU; an unavailable CUDA is a one-line error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MetricsError("device 'cuda' was asked for but CUDA is not available: use --device auto or cpu")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise MetricsError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
-    return torch.device(name)
 
 
 def _square_side(image_size: int | Sequence[int]) -> int:

@@ -66,10 +66,14 @@ class JobSpec:
     cache_dir: str | None = None
     steps: dict[str, int] = field(default_factory=dict)  # overrides: appearance / motion / distillation
     checkpoint_every: int = 25  # steps between resumable checkpoints, in every stage
+    distillation: dict[str, Any] = field(default_factory=dict)  # DistillationSettings overrides (guidance, lr, λ1, λ2, …)
 
     def __post_init__(self) -> None:
         if self.quality not in QUALITY_PRESETS:
             raise JobError(f"unknown quality preset {self.quality!r}: use one of {', '.join(QUALITY_PRESETS)}")
+        unknown = set(self.distillation) - {f.name for f in fields(DistillationSettings)}
+        if unknown:
+            raise JobError(f"unknown distillation option(s) {sorted(unknown)}: see `python -m engine animate --help`")
         if not 2 <= self.num_frames <= 64:
             raise JobError(f"{self.num_frames} frames asked for: the video model handles 2 to 64 (16 is its native length)")
 
@@ -165,7 +169,7 @@ def _run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, 
     backbone.load_adapter("appearance", appearance)
     backbone.load_adapter("motion_temporal", motion)
 
-    settings = DistillationSettings(steps=distillation_steps, **common)
+    settings = DistillationSettings(**{**spec.distillation, "steps": distillation_steps, **common})
     prior = SDSPrior(backbone, spec.motion_prompt, settings)
     result = distill(sketch, prior, settings, spec.num_frames, job_dir / "distillation.ckpt", events=events, stop=stop, show_bar=show_bar)
     if result.skipped_steps:

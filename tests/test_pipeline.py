@@ -113,3 +113,18 @@ def test_old_job_folder_is_refused_in_one_line(tmp_path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "another version" in lines[0]
+
+
+def test_job_settings_are_checked_before_anything_runs() -> None:
+    from engine.pipeline import JobError, JobSpec
+
+    base = dict(video="v.mp4", subject_prompt="A horse.", motion_prompt="A horse is galloping.")
+    with pytest.raises(JobError, match="unknown distillation option"):
+        JobSpec(**base, distillation={"guidence": 30})
+    with pytest.raises(JobError, match="2 to 64"):
+        JobSpec(**base, num_frames=200)
+    with pytest.raises(JobError, match="unknown quality preset"):
+        JobSpec(**base, quality="ultra")
+    spec = JobSpec(**base, quality="draft", steps={"distillation": 7}, distillation={"motion_weight": 0.0})
+    assert spec.stage_steps() == (150, 150, 7)
+    assert JobSpec.from_dict(spec.to_dict(), "job.json") == spec
