@@ -19,6 +19,7 @@ appearance only, and no gradient from a single-frame loss reaches a temporal ada
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -86,12 +87,12 @@ class VideoUNet(UNet3DConditionModel, PeftAdapterMixin):
         self._single_frame_bypass = True
 
     def enable_block_checkpointing(self) -> None:
-        """Recompute each down, mid and up block's activations during backward.
+        """Recompute `transformer_in`'s and each down, mid and up block's activations during backward.
 
         Stock diffusers declares gradient checkpointing unsupported for this class (its 3D
         blocks never read their `gradient_checkpointing` flag), so blocks are wrapped here.
         """
-        blocks = [*self.down_blocks, self.mid_block, *self.up_blocks]
+        blocks = [self.transformer_in, *self.down_blocks, self.mid_block, *self.up_blocks]
         for block in blocks:
             if block is not None and "forward" not in vars(block):
                 block.forward = _checkpointed(block.forward)
@@ -106,6 +107,7 @@ class VideoUNet(UNet3DConditionModel, PeftAdapterMixin):
 
 
 def _checkpointed(forward):
+    @functools.wraps(forward)  # keeps the signature, which the single-frame bypass reads
     def run(*args, **kwargs):
         if torch.is_grad_enabled():
             return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
