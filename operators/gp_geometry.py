@@ -14,14 +14,15 @@ Conventions
   object's world matrix (parents included), times the layer's own transform when it has one
   (`ob.matrix_world @ layer.matrix_local` for an unparented layer).
 * **Drawing plane.** The object's local X–Z plane (the 2D Animation convention: drawing on
-  the "front" plane, local Y = 0). It is measured in *world* lengths in an orthonormal frame
-  of the plane, so the canvas shows the strokes as a camera looking straight at the plane
-  sees them, with the object's rotation, non-uniform scale and parent applied: the plane
-  coordinates are `(u, v) = R @ (x, z)` where `R` is the upper-triangular factor of the QR
+  the "front" plane, local Y = 0), measured in *world* lengths in an orthonormal frame of
+  that plane: `(u, v) = R @ (x, z)`, where `R` is the upper-triangular factor of the QR
   decomposition of the world images of the local X and Z axes (`u` runs along the object's
-  world X axis, `v` perpendicular to it in the plane, towards local +Z). Canvas pixels are a
-  similarity of that: `canvas_x = scale·u + offset_x`, `canvas_y = offset_y − scale·v`
-  (local X → canvas x, local Z → canvas −y; canvas origin top-left, y down).
+  X axis as it lies in the world, `v` perpendicular to it in the plane, towards local +Z).
+  The canvas thus shows the strokes as a camera facing the plane and aligned with the
+  object's X axis sees them: the object's scale, non-uniform scale and a parent's shear
+  show, its rotation does not turn the canvas image. Canvas pixels are a similarity of
+  that: `canvas_x = scale·u + offset_x`, `canvas_y = offset_y − scale·v` (local X → canvas
+  x, local Z → canvas −y; canvas origin top-left, y down).
 * **Depth.** The local Y of each point. Projection drops it; write-back restores it from the
   mapping, which stores one depth per control point of every path. Points that did not exist
   in Grease Pencil get an interpolated depth from their stroke's own points: a fitted POLY
@@ -70,6 +71,7 @@ HANDLE_TYPE_FREE = 0  # GP v3 `handle_type_left/right` code for FREE handles
 
 MIN_HALF_WIDTH = 0.1  # px; the engine refuses half-width 0, a radius-0 stroke becomes a hairline
 _DEDUP_EPS = 1e-9  # px; consecutive points closer than this are one point
+TANGENT_REACH = 4.0  # × tolerance: chord length used to estimate tangents (robust to jitter)
 
 
 # ----------------------------------------------------------------------------- matrices
@@ -341,6 +343,33 @@ def _turn_angle(v_in: np.ndarray, v_out: np.ndarray) -> np.ndarray:
     return np.arccos(np.clip(cos, -1.0, 1.0))
 
 
+def _find_corners(pts: np.ndarray, closed: bool, min_angle: float, reach: float, limit: int) -> np.ndarray:
+    """Indices of corners: turns sharper than `min_angle` between chords reaching `reach` px back
+    and ahead (so sub-pixel jitter is no corner), the sharpest within `reach` of each other,
+    at most `limit`. For a closed polyline (last point = first) index 0 is the join."""
+    if closed:
+        m = len(pts) - 1
+        ext = np.vstack([pts[:-1]] * 3 + [pts[:1]])  # unwrap the loop: look across the join
+        centre = np.arange(m, 2 * m)
+    else:
+        ext, centre = pts, np.arange(1, len(pts) - 1)
+    if len(centre) == 0 or limit <= 0:
+        return np.zeros(0, np.int64)
+    s = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(ext, axis=0), axis=1))]
+    back = np.minimum(np.searchsorted(s, s[centre] - reach, "right") - 1, centre - 1).clip(0)
+    ahead = np.maximum(np.searchsorted(s, s[centre] + reach, "left"), centre + 1).clip(None, len(ext) - 1)
+    angle = _turn_angle(ext[centre] - ext[back], ext[ahead] - ext[centre])
+    cand = np.flatnonzero(angle > min_angle)
+    kept: list[int] = []
+    for c in cand[np.argsort(-angle[cand], kind="stable")]:  # greedy non-maximum suppression
+        if len(kept) == limit:
+            break
+        if all(abs(s[centre[c]] - s[centre[k]]) > reach for k in kept):
+            kept.append(int(c))
+    idx = centre[np.sort(np.array(kept, dtype=np.int64))]
+    return idx - m if closed else idx
+
+
 def _fit_polyline(
     points: Any,
     tolerance_px: float,
@@ -373,28 +402,32 @@ def _fit_polyline(
         return pts[0] + np.linspace(0.0, 1.0, 4)[:, None] * (pts[1] - pts[0]), idx.copy()
 
     # Corners: split there first, with one-sided tangents on either side.
-    angles = _turn_angle(pts[1:-1] - pts[:-2], pts[2:] - pts[1:-1])  # at interior points 1..n-2
-    corner = np.flatnonzero(angles > math.radians(corner_angle_deg)) + 1
-    if len(corner) > max_segments - 1:
-        corner = np.sort(corner[np.argsort(-angles[corner - 1], kind="stable")[: max_segments - 1]])
-    join_is_corner = True
-    if closed:
-        join_is_corner = bool(_turn_angle((pts[0] - pts[-2])[None], (pts[1] - pts[0])[None])[0] > math.radians(corner_angle_deg))
+    corner = _find_corners(pts, closed, math.radians(corner_angle_deg), 2.0 * tolerance_px, max_segments - 1)
+    join_is_corner = not closed or 0 in corner
+    corner = corner[(corner > 0) & (corner < n - 1)]
     breaks = np.r_[0, corner, n - 1]
 
-    def start_tangent(a: int) -> np.ndarray:
-        if a == 0 and closed and not join_is_corner:
-            return _unit(pts[1] - pts[-2])
-        return _unit(pts[a + 1] - pts[a])
+    # Tangents from chords reaching `reach` px (at least one neighbour), so jitter does not tilt them.
+    chord = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
+    reach = TANGENT_REACH * tolerance_px
 
-    def end_tangent(b: int) -> np.ndarray:
-        if b == n - 1 and closed and not join_is_corner:
-            return -_unit(pts[1] - pts[-2])
-        return _unit(pts[b - 1] - pts[b])
+    def ahead(i: int, hi: int) -> int:
+        return int(min(max(np.searchsorted(chord, chord[i] + reach, "left"), i + 1), hi))
+
+    def back(i: int, lo: int) -> int:
+        return int(max(min(np.searchsorted(chord, chord[i] - reach, "right") - 1, i - 1), lo))
+
+    join = _unit(pts[ahead(0, n - 1)] - pts[back(n - 1, 0)]) if closed and not join_is_corner else None
+
+    def start_tangent(a: int, b: int) -> np.ndarray:
+        return join if a == 0 and join is not None else _unit(pts[ahead(a, b)] - pts[a])
+
+    def end_tangent(a: int, b: int) -> np.ndarray:
+        return -join if b == n - 1 and join is not None else _unit(pts[back(b, a)] - pts[b])
 
     pieces = []  # [a, b, t1, t2, ctrl, err, worst]
     for a, b in zip(breaks[:-1], breaks[1:]):
-        t1, t2 = start_tangent(int(a)), end_tangent(int(b))
+        t1, t2 = start_tangent(int(a), int(b)), end_tangent(int(a), int(b))
         ctrl, err, worst = _fit_piece(pts[a : b + 1], t1, t2, tolerance_px)
         pieces.append([int(a), int(b), t1, t2, ctrl, err, worst])
 
@@ -405,7 +438,7 @@ def _fit_polyline(
         if err <= tolerance_px:
             break
         w = a + worst
-        tc = _unit(pts[w + 1] - pts[w - 1])
+        tc = _unit(pts[ahead(w, b)] - pts[back(w, a)])
         if not tc.any():
             tc = _unit(pts[w + 1] - pts[w])
         left = _fit_piece(pts[a : w + 1], t1, -tc, tolerance_px)
@@ -431,8 +464,9 @@ def fit_cubic_beziers(
     above the tolerance, and a split at the worst point (centred tangent there) while the
     largest distance from a point to its parameter on the curve exceeds `tolerance_px`
     (greedy: the worst piece first, at most `max_segments` pieces; past that budget the
-    error may exceed the tolerance). Turns sharper than `corner_angle_deg` are split first
-    with one-sided tangents, so corners stay sharp. Consecutive duplicate points are
+    error may exceed the tolerance). Turns sharper than `corner_angle_deg`, measured between
+    chords reaching 2 × `tolerance_px` back and ahead (jitter below that is no corner), are
+    split first with one-sided tangents, so corners stay sharp. Consecutive duplicate points are
     dropped; one point gives a dot (4 equal points), two give a straight cubic. With
     `closed`, the curve returns to its first point (which is appended when needed) with a
     smooth join unless the join is a corner.
