@@ -122,9 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cache import add_cache_commands
     from .metrics import add_metrics_commands
+    from .preview import add_preview_command
 
     add_cache_commands(commands)
     add_metrics_commands(commands)
+    add_preview_command(commands)
 
     demo = commands.add_parser(
         "demo",

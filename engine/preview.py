@@ -3,22 +3,25 @@
 No diffusion model is involved; a preview takes a few seconds on a CPU. It is a quick look at
 the motion before the long stage-3 run, and a starting point for it (`--init preview`).
 
-1. Subject motion (`track_subject`): dense optical flow (OpenCV's DIS, or Farnebäck) between
-   consecutive sampled frames, forward and backward. A grid of points on the first frame is
-   carried along the flow; a point dies when it leaves the frame or when the backward flow
-   does not bring it back (occlusion). The camera's motion between two frames is the
-   homography that most of the flow agrees with (RANSAC); undoing the chained homographies
-   puts every track back into first-frame coordinates. The subject is the largest connected
-   region of grid points that still move after that (holes filled, e.g. the centre of a
-   rotation); a user-given box replaces the search for where it is.
-2. Transfer (`transfer_motion`): the subject's first-frame box is mapped onto the sketch's
+1. Subject motion (`track_subject`). Dense optical flow (OpenCV's DIS at full resolution, or
+   Farnebäck) between consecutive frames, read `flow_substeps` times as densely as the output
+   frames so that each flow step stays short. A grid of first-frame points is carried along
+   the flow; a point dies when it nears the frame's edge, when the backward flow does not
+   bring it back, or when its colour jumps (the subject ran over it). The camera's motion
+   between two frames is the homography most of the flow agrees with (RANSAC); undoing the
+   chained homographies puts every track into first-frame coordinates. The subject is the
+   largest connected region of points that move as the subject's overall motion predicts
+   (flow bleeding onto the background moves points less), holes filled (the centre of a
+   turn); a user-given box says where to look instead.
+2. Transfer (`transfer_motion`). The subject's first-frame box is mapped onto the sketch's
    extent (same centre, one uniform scale, so a turn stays a turn). Per frame, a similarity
-   (turn, scale, shift) is fitted to the tracked displacements; "partwise" adds one similarity
-   per part, the parts found by splitting the tracks where one similarity cannot explain
-   them, and blended smoothly between parts; "deformable" adds a regularised thin-plate
-   spline fitted to what the similarity leaves over. Every control point is moved by the
-   result. `strength` scales the motion's parameters (half strength = half the turn), the
-   displacements are smoothed over time, and the subject's translation can be removed.
+   (turn, scale, shift) is fitted robustly to the tracks; "partwise" fits one per rigid part
+   (the tracks are split where one similarity cannot explain them) and blends them between
+   parts; "deformable" adds a regularised thin-plate spline fitted to what the similarity
+   leaves over. Every control point moves with the result. `strength` scales the motion's
+   parameters (half strength = half the turn), the displacements are smoothed over time, and
+   the subject's translation can be dropped. When the subject has left the frame, the sketch
+   continues at its last speed.
 3. Outputs (`preview_motion`): the same result folder as stage 3 (`outputs.write_result`).
 
 All pixel tolerances below are for 256 px frames and scale with the frame size.
@@ -32,15 +35,17 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import SketchAnimatorError
 from .events import EventLog, Progress
-from .outputs import ResultFiles, write_result
 from .sketch import Sketch
-from .video import ReferenceClip, VideoSpec, load_reference_frames
+from .video import ReferenceClip, VideoSpec, load_reference_frames, warn_if_too_few
+
+if TYPE_CHECKING:  # outputs renders with torch: imported only when a result is written
+    from .outputs import ResultFiles
 
 __all__ = [
     "ExtentMapping",
@@ -62,19 +67,26 @@ REFERENCE_SIZE = 256  # px; the tolerances below are for frames of this size
 GRID_STEP = 4  # px between tracked points on the first frame
 CAMERA_GRID_STEP = 8  # px between flow samples used to fit the camera's homography
 CAMERA_RANSAC_PX = 1.0  # a sample agrees with the camera's motion within this distance
+BORDER_PX = 6  # the flow is unreliable this close to the frame's edge, where content enters and leaves
 FORWARD_BACKWARD_PX = 1.0  # a track dies when forward then backward flow misses by more than this
 FORWARD_BACKWARD_RELATIVE = 0.1  # … plus this fraction of its displacement
+COLOUR_CHANGE = 20.0  # a track dies when its (blurred) colour changes more than this from one frame to the next
+COLOUR_DRIFT = 30.0  # … or more than this from its first frame (0–255 RGB distance)
+COLOUR_BLUR_PX = 1.5  # Gaussian blur of the frames before colours are compared
 NO_MOTION_PX = 1.0  # a subject must move at least this far (after removing the camera's motion)
-SUBJECT_MOTION_FRACTION = 0.2  # a point belongs to the subject if it moves this much of the subject's motion
+MIN_TRAVEL_PX = 0.5  # a point that travels less is still (the centre of a turn is added back as a hole)
+CORE_MOTION_FRACTION = 0.5  # points moving this much of the typical moving point are surely on the subject
+SUBJECT_MOTION_FRACTION = 0.6  # a point is on the subject if it moves this much of what the subject's motion predicts there
 MIN_SUBJECT_TRACKS = 8  # fewer moving points than this is noise, not a subject
 MIN_FIT_TRACKS = 6  # fewer visible tracks in a frame: its motion is extrapolated
 MIN_PART_TRACKS = 8  # a part needs this many tracks
-MAX_FIT_TRACKS = 400  # tracks used per frame for the thin-plate spline (evenly thinned out)
+DEFORMATION_NODES = 7  # the deformation's kernels sit on a 7 × 7 grid over the subject
 PART_TOLERANCE_PX = 0.75  # one similarity that explains a part this well is not split
 PART_SPLIT_GAIN = 0.6  # a split must bring the error below this fraction of the part's
 PART_BLEND = 0.08  # width of the blend between parts, as a fraction of the subject's size
+PART_NEIGHBOURS = 5  # a control point's distance to a part is to its 5th nearest track
 PART_POSITION_WEIGHT = 0.5  # how much being near each other counts when splitting into parts
-THIN_PLATE_SMOOTHING = 1e-3  # regularisation of the deformation (subject size = 1)
+THIN_PLATE_SMOOTHING = 3e-3  # regularisation of the deformation (subject size = 1)
 ROBUST_ITERATIONS = 3  # reweighting rounds of the robust similarity fit
 LOST_FRACTION = 0.5  # warn when fewer than this fraction of the subject's tracks are visible
 MIN_SKETCH_SIDE = 0.02  # of the canvas: the extent of a dot or a line is widened to this
@@ -100,6 +112,7 @@ class PreviewSettings:
     size: int = 256  # frames are analysed at size × size
     seed: int = 0  # RANSAC's random samples
     max_parts: int = 4  # most rigid parts "partwise" splits the subject into
+    flow_substeps: int = 2  # video frames read per output frame step: shorter flow steps follow faster motion
 
     def __post_init__(self) -> None:
         if self.rigidity not in RIGIDITIES:
@@ -112,6 +125,7 @@ class PreviewSettings:
         check_whole("size", self.size, 16, 4096)
         check_whole("seed", self.seed, 0, 2**31 - 1)
         check_whole("max_parts", self.max_parts, 1, 16)
+        check_whole("flow_substeps", self.flow_substeps, 1, 8)
         object.__setattr__(self, "follow_translation", bool(self.follow_translation))
         if self.subject_box is not None:
             object.__setattr__(self, "subject_box", checked_box(self.subject_box))
@@ -283,55 +297,64 @@ class ExtentMapping:
 
 
 # ============================================================================= public API
-def track_subject(frames: np.ndarray, settings: PreviewSettings = PreviewSettings()) -> SubjectTracks:
-    """Find the moving subject in `frames` (F, H, W, 3) uint8 and track its points, camera removed."""
+def track_subject(frames: np.ndarray, settings: PreviewSettings = PreviewSettings(), substeps: int = 1) -> SubjectTracks:
+    """Find the moving subject in `frames` (N, H, W, 3) uint8 and track its points, camera removed.
+
+    With `substeps` k > 1, only every k-th frame is an output frame (N = k·(F − 1) + 1); the
+    frames between shorten each flow step, which keeps fast motion within the flow's reach.
+    """
     frames = checked_frames(frames)
+    if not isinstance(substeps, int) or substeps < 1 or (len(frames) - 1) % substeps:
+        raise PreviewError(f"{len(frames)} frames cannot be split into steps of {substeps}: give k·(F − 1) + 1 frames")
     num_frames, height, width = frames.shape[:3]
     pixel_scale = max(height, width) / REFERENCE_SIZE
     user_box = clipped_box(settings.subject_box, width, height)
-    cameras = np.repeat(np.eye(3)[None], num_frames, axis=0)
     if num_frames == 1:
-        return still_subject(cameras, user_box, (height, width), "the video gives a single frame: there is no motion to preview")
+        return still_subject(np.eye(3)[None], user_box, (height, width), "the video gives a single frame: there is no motion to preview")
 
-    cv2 = import_cv2()
-    cv2.setRNGSeed(settings.seed)
+    import_cv2().setRNGSeed(settings.seed)
     started = time.perf_counter()
     forward, backward = pairwise_flow(to_grey(frames), settings.flow)
     flow_s = time.perf_counter() - started
 
     step = max(2, round(GRID_STEP * pixel_scale))
     grid, grid_shape = grid_points(width, height, step)
-    raw, visible = chain_tracks(grid, forward, backward, pixel_scale)
-    in_box = np.zeros(len(grid), bool) if user_box is None else points_in_box(grid, user_box)
+    raw, visible = chain_tracks(grid, forward, backward, blurred(frames, pixel_scale), pixel_scale)
+    in_box = None if user_box is None else points_in_box(grid, user_box)
     cameras = camera_motions(forward, backward, raw, visible, in_box, pixel_scale)
     tracks = undo_cameras(raw, cameras)
     motion = track_motion(tracks, visible)
+    region = subject_region(tracks, visible, motion, grid_shape, in_box, pixel_scale)
 
-    region = subject_region(motion, grid_shape, in_box if user_box is not None else None, pixel_scale)
+    outputs = slice(None, None, substeps)
     diagnostics = {
         "flow": settings.flow,
-        "flow_seconds": flow_s,
+        "flow_steps": len(forward),
+        "flow_seconds": round(flow_s, 3),
         "grid_step_px": step,
-        "camera_motion_px": camera_travel(cameras, width, height),
-        "subject_motion_px": float(motion.max(initial=0.0)),
-        "box_source": "user" if user_box is not None else "detected",
+        "camera_motion_px": round(camera_travel(cameras, width, height), 2),
+        "subject_motion_px": round(float(motion[region].max(initial=0.0)), 2),
+        "box_source": "detected" if user_box is None else "user",
     }
     if region.sum() < MIN_SUBJECT_TRACKS:
-        largest = float(motion[in_box].max(initial=0.0) if user_box is not None else motion.max(initial=0.0))
-        message = (
-            f"no subject motion detected (the largest motion is {largest:.1f} px after removing the camera's): "
-            "the preview is still; choose a clip where the subject moves, or mark the subject with a box"
-        )
-        result = still_subject(cameras, user_box, (height, width), message)
-        result.diagnostics.update(diagnostics)
+        largest = motion if in_box is None else motion[in_box]
+        result = still_subject(cameras[outputs], user_box, (height, width), no_motion_message(float(largest.max(initial=0.0))))
+        result.diagnostics.update(diagnostics, num_tracks=0)
         return result
 
-    box = user_box if user_box is not None else region_box(grid[region], step, width, height)
+    box = user_box or region_box(grid[region], step, width, height)
     chosen = fitting_tracks(region, grid_shape)
-    result = SubjectTracks(tracks[:, chosen], visible[:, chosen], box, cameras, (height, width), diagnostics)
+    result = SubjectTracks(tracks[outputs, chosen], visible[outputs, chosen], box, cameras[outputs], (height, width), diagnostics)
     result.diagnostics["num_tracks"] = result.num_tracks
     result.warnings.extend(visibility_warnings(result.visible))
     return result
+
+
+def no_motion_message(largest_px: float) -> str:
+    return (
+        f"no subject motion detected (the largest motion is {largest_px:.1f} px after removing the camera's): "
+        "the preview is still; choose a clip where the subject moves, or mark the subject with a box"
+    )
 
 
 def transfer_motion(sketch: Sketch, tracks: SubjectTracks, settings: PreviewSettings = PreviewSettings()) -> np.ndarray:
@@ -343,8 +366,8 @@ def transfer_motion(sketch: Sketch, tracks: SubjectTracks, settings: PreviewSett
 
     mapping = ExtentMapping.between(tracks.box, sketch)
     source = mapping.apply(tracks.tracks)  # (F, T, 2) in sketch pixels
-    subject_size = mapping.scale * math.sqrt((tracks.box[2] - tracks.box[0]) * (tracks.box[3] - tracks.box[1]))
-    move = motion_model(points, source, tracks.visible, settings, subject_size, mapping.scale * tracks.pixel_scale)
+    subject_box = mapping.apply(np.reshape(tracks.box, (2, 2)))
+    move = motion_model(points, source, tracks.visible, settings, subject_box, mapping.scale * tracks.pixel_scale)
 
     frames = np.empty((num_frames, len(points), 2))
     frames[0] = points
@@ -375,21 +398,46 @@ def preview_motion(
     sketch.validate()
     settings = settings.matching(video_spec)
     with Progress("preview", total=4 if out_dir is not None else 3, events=events) as progress:
-        clip = load_reference_frames(video_spec)
+        clip, dense_frames, substeps = read_clip_with_substeps(video_spec, settings.flow_substeps)
         progress.update(1)
-        tracks = track_subject(clip.frames, settings)
+        tracks = track_subject(dense_frames, settings, substeps)
         progress.update(2)
         frames = transfer_motion(sketch, tracks, settings)
         progress.update(3)
         warnings = [*clip.warnings, *tracks.warnings]
         for warning in warnings if events is not None else ():
             events.warning(warning)
-        animated = sketch.with_frames(frames)
         files = None
         if out_dir is not None:
-            files = write_result(out_dir, sketch, frames, clip.frames, metadata=preview_metadata(settings, video_spec, tracks, warnings))
+            from .outputs import write_result
+
+            metadata = preview_metadata(settings, video_spec, tracks, warnings)
+            files = write_result(out_dir, sketch, frames, clip.frames, metadata=metadata)
             progress.update(4)
-    return PreviewResult(frames, animated, clip, tracks, settings, warnings, files)
+    return PreviewResult(frames, sketch.with_frames(frames), clip, tracks, settings, warnings, files)
+
+
+def read_clip_with_substeps(spec: VideoSpec, substeps: int) -> tuple[ReferenceClip, np.ndarray, int]:
+    """The clip `spec` describes, the same span read `substeps` times as densely, and the substeps.
+
+    Every `substeps`-th dense frame is exactly the frame `spec` samples (`video.sample_indices`
+    is exact in integers), so the video is decoded once. Warnings about too few frames are
+    worded for the frames the user asked for.
+    """
+    if substeps == 1 or spec.num_frames == 1:
+        clip = load_reference_frames(spec)
+        return clip, clip.frames, 1
+    dense_spec = replace(spec, num_frames=substeps * (spec.num_frames - 1) + 1)
+    dense = load_reference_frames(dense_spec)
+    available = int(dense.source_indices[-1] - dense.source_indices[0] + 1)
+    dense_only: list[str] = []
+    warn_if_too_few(dense_spec, available, dense_only)
+    warnings = [warning for warning in dense.warnings if warning not in dense_only]
+    warn_if_too_few(spec, available, warnings)
+    clip = ReferenceClip(
+        dense.frames[::substeps], dense.source_indices[::substeps], dense.fps, dense.duration_s, dense.source_frame_count, warnings
+    )
+    return clip, dense.frames, substeps
 
 
 def preview_metadata(settings: PreviewSettings, spec: VideoSpec, tracks: SubjectTracks, warnings: list[str]) -> dict[str, Any]:
@@ -427,29 +475,42 @@ def to_grey(frames: np.ndarray) -> list[np.ndarray]:
     return [cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY) for frame in frames]
 
 
-def flow_estimator(method: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """A function (grey a, grey b) → (H, W, 2) float32 flow from a to b."""
+def flow_estimator(method: str, precise: bool = True) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A function (grey a, grey b) → (H, W, 2) float32 flow from a to b.
+
+    `precise=False` is for the backward flow, which only checks the forward flow to within a
+    pixel: DIS's fast preset does that in a tenth of the time.
+    """
     cv2 = import_cv2()
+    if method == "dis" and not precise:
+        rough = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        return lambda a, b: rough.calc(a, b, None)
     if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        # Full resolution (finest scale 0): at the presets' half resolution DIS reads motions
+        # about 2% short, an error that chaining adds up over the frames.
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        dis.setFinestScale(0)
+        dis.setPatchStride(4)
+        dis.setGradientDescentIterations(12)
+        dis.setVariationalRefinementIterations(2)
         return lambda a, b: dis.calc(a, b, None)
     return lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.1, 0)
 
 
 def pairwise_flow(grey: list[np.ndarray], method: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Forward (t → t+1) and backward (t+1 → t) flow of each pair of consecutive frames."""
-    estimate = flow_estimator(method)
+    estimate, check = flow_estimator(method), flow_estimator(method, precise=False)
     forward = [estimate(a, b) for a, b in zip(grey[:-1], grey[1:])]
-    backward = [estimate(b, a) for a, b in zip(grey[:-1], grey[1:])]
+    backward = [check(b, a) for a, b in zip(grey[:-1], grey[1:])]
     return forward, backward
 
 
-def sample_field(field: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Bilinear samples of an (H, W, 2) field at (N, 2) pixel positions (x, y)."""
+def sample_field(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Bilinear samples of an (H, W, C) image (a flow field, colours) at (N, 2) positions (x, y)."""
     cv2 = import_cv2()
     map_x = np.ascontiguousarray(points[None, :, 0], dtype=np.float32)
     map_y = np.ascontiguousarray(points[None, :, 1], dtype=np.float32)
-    return cv2.remap(field, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float64)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0].astype(np.float64)
 
 
 def follow_flow(points: np.ndarray, forward: np.ndarray, backward: np.ndarray, pixel_scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -470,21 +531,43 @@ def grid_points(width: int, height: int, step: int) -> tuple[np.ndarray, tuple[i
     return grid, (len(ys), len(xs))
 
 
-def chain_tracks(grid: np.ndarray, forward: list[np.ndarray], backward: list[np.ndarray], pixel_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def chain_tracks(
+    grid: np.ndarray, forward: list[np.ndarray], backward: list[np.ndarray], colours: np.ndarray, pixel_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Carry the grid through all frames: (F, N, 2) positions in each frame and (F, N) visibility.
 
-    A track that leaves the frame or fails the forward-backward check stays dead (and still).
+    A track dies, and stays still, when it nears the frame's edge, when the backward flow does
+    not bring it back, or when its colour changes: a background point that the subject runs
+    over would otherwise be swept along with it.
     """
     height, width = forward[0].shape[:2]
     positions = [grid]
     visible = [np.ones(len(grid), bool)]
-    for forward_flow, backward_flow in zip(forward, backward):
+    first_colour = colour = sample_field(colours[0], grid)
+    for t, (forward_flow, backward_flow) in enumerate(zip(forward, backward)):
         moved, consistent = follow_flow(positions[-1], forward_flow, backward_flow, pixel_scale)
-        inside = (moved[:, 0] >= 0) & (moved[:, 0] <= width - 1) & (moved[:, 1] >= 0) & (moved[:, 1] <= height - 1)
-        alive = visible[-1] & consistent & inside
+        inside = away_from_border(moved, width, height, pixel_scale)
+        new_colour = sample_field(colours[t + 1], moved)
+        step_change = np.linalg.norm(new_colour - colour, axis=1)
+        drift = np.linalg.norm(new_colour - first_colour, axis=1)
+        same_look = (step_change <= COLOUR_CHANGE) & (drift <= COLOUR_DRIFT)
+        alive = visible[-1] & consistent & inside & same_look
         positions.append(np.where(alive[:, None], moved, positions[-1]))
         visible.append(alive)
+        colour = np.where(alive[:, None], new_colour, colour)
     return np.stack(positions), np.stack(visible)
+
+
+def away_from_border(points: np.ndarray, width: int, height: int, pixel_scale: float) -> np.ndarray:
+    margin = BORDER_PX * pixel_scale
+    return np.all((points >= margin) & (points <= np.array([width, height]) - margin), axis=1)
+
+
+def blurred(frames: np.ndarray, pixel_scale: float) -> np.ndarray:
+    """(F, H, W, 3) float32 frames, slightly blurred so that colours compare despite sub-pixel errors."""
+    cv2 = import_cv2()
+    sigma = COLOUR_BLUR_PX * pixel_scale
+    return np.stack([cv2.GaussianBlur(frame.astype(np.float32), (0, 0), sigma) for frame in frames])
 
 
 def camera_motions(
@@ -492,7 +575,7 @@ def camera_motions(
     backward: list[np.ndarray],
     raw: np.ndarray,
     visible: np.ndarray,
-    in_box: np.ndarray,
+    in_box: np.ndarray | None,
     pixel_scale: float,
 ) -> np.ndarray:
     """(F, 3, 3) homographies first frame → frame t: the motion most of each frame agrees with.
@@ -501,11 +584,12 @@ def camera_motions(
     """
     height, width = forward[0].shape[:2]
     samples, _ = grid_points(width, height, max(2, round(CAMERA_GRID_STEP * pixel_scale)))
+    samples = samples[away_from_border(samples, width, height, pixel_scale)]
     cameras = [np.eye(3)]
     for t, (forward_flow, backward_flow) in enumerate(zip(forward, backward)):
         moved, consistent = follow_flow(samples, forward_flow, backward_flow, pixel_scale)
-        keep = consistent
-        subject_now = raw[t][in_box & visible[t]]
+        keep = consistent & away_from_border(moved, width, height, pixel_scale)
+        subject_now = raw[t][in_box & visible[t]] if in_box is not None else raw[t][:0]
         if len(subject_now):
             margin = CAMERA_GRID_STEP * pixel_scale
             low, high = subject_now.min(axis=0) - margin, subject_now.max(axis=0) + margin
@@ -550,28 +634,41 @@ def camera_travel(cameras: np.ndarray, width: int, height: int) -> float:
     return float(max(np.linalg.norm(apply_homography(camera, corners) - corners, axis=1).mean() for camera in cameras))
 
 
-def subject_region(motion: np.ndarray, grid_shape: tuple[int, int], candidates: np.ndarray | None, pixel_scale: float) -> np.ndarray:
+def subject_region(
+    tracks: np.ndarray, visible: np.ndarray, motion: np.ndarray, grid_shape: tuple[int, int], candidates: np.ndarray | None, pixel_scale: float
+) -> np.ndarray:
     """(N,) grid points on the subject: the largest connected moving region, holes filled.
 
-    A point moves if it travels more than `NO_MOTION_PX` and more than a fraction of what the
-    moving points typically travel (so flow that bleeds onto the background is left out).
-    `candidates` (a user box) limits where the subject may be.
+    The flow bleeds a little motion onto the background around a moving subject. So a point
+    counts as moving with the subject only if, while it is tracked, it travels at least
+    `SUBJECT_MOTION_FRACTION` of what the subject's overall motion (a similarity fitted to its
+    clearly moving core) predicts for it. `candidates` (a user box) limits where it may be.
     """
     cv2 = import_cv2()
-    floor = NO_MOTION_PX * pixel_scale
     allowed = np.ones_like(motion, bool) if candidates is None else candidates
-    moving = (motion > floor) & allowed
+    moving = (motion > NO_MOTION_PX * pixel_scale) & allowed
     if moving.sum() < MIN_SUBJECT_TRACKS:
         return np.zeros_like(motion, bool)
-    threshold = max(floor, SUBJECT_MOTION_FRACTION * float(np.percentile(motion[moving], 90)))
-    mask = ((motion > threshold) & allowed).reshape(grid_shape).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    core = moving & (motion >= CORE_MOTION_FRACTION * float(np.percentile(motion[moving], 90)))
+    expected = track_motion(predicted_tracks(tracks, visible, core), visible)
+    with_subject = allowed & (motion > MIN_TRAVEL_PX * pixel_scale) & (motion >= SUBJECT_MOTION_FRACTION * expected)
+    mask = cv2.morphologyEx(with_subject.reshape(grid_shape).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count < 2:
         return np.zeros_like(motion, bool)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    region = fill_holes(labels == largest)
-    return region.reshape(-1) & allowed
+    return fill_holes(labels == largest).reshape(-1) & allowed
+
+
+def predicted_tracks(tracks: np.ndarray, visible: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """(F, N, 2) where every track would be if it moved like the core's similarity."""
+    start = tracks[0]
+    predicted = [start]
+    for t in range(1, len(tracks)):
+        shown = core & visible[t]
+        enough = shown.sum() >= MIN_FIT_TRACKS
+        predicted.append(fit_similarity_robust(start[shown], tracks[t][shown]).apply(start) if enough else predicted[-1])
+    return np.stack(predicted)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -643,13 +740,14 @@ MoveFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def motion_model(
-    points: np.ndarray, source: np.ndarray, visible: np.ndarray, settings: PreviewSettings, subject_size: float, sketch_px: float
+    points: np.ndarray, source: np.ndarray, visible: np.ndarray, settings: PreviewSettings, subject_box: np.ndarray, sketch_px: float
 ) -> MoveFunction:
     """A function (tracks at frame 0, tracks at frame t, which tracks are visible) → moved points.
 
-    `subject_size` is the subject's size in sketch pixels; `sketch_px` is how many sketch
-    pixels one pixel of a 256 px frame is (for the part tolerance).
+    `subject_box` is the subject's first-frame box in sketch pixels, (2, 2) low and high
+    corners; `sketch_px` is how many sketch pixels one pixel of a 256 px frame is.
     """
+    subject_size = float(np.sqrt(np.prod(subject_box[1] - subject_box[0])))
     strength, follow = settings.strength, settings.follow_translation
 
     def similarity_only(start: np.ndarray, now: np.ndarray, _: np.ndarray) -> np.ndarray:
@@ -668,28 +766,23 @@ def motion_model(
             moved = np.zeros_like(points)
             for part in range(weights.shape[1]):
                 members = labels[shown] == part
-                motion = fit_similarity_robust(start[members], now[members]).scaled(strength) if members.sum() >= MIN_FIT_TRACKS else overall
+                motion = overall  # a part out of sight moves with the whole
+                if members.sum() >= MIN_FIT_TRACKS:
+                    motion = fit_similarity_robust(start[members], now[members]).scaled(strength)
                 moved += weights[:, part : part + 1] * motion.apply(points)
             return moved - (0.0 if follow else overall.shift)
 
         return partwise
 
-    def deformable(start: np.ndarray, now: np.ndarray, _: np.ndarray) -> np.ndarray:
+    bending = ThinPlateDeformation(source[0], points, subject_box, THIN_PLATE_SMOOTHING)
+
+    def deformable(start: np.ndarray, now: np.ndarray, shown: np.ndarray) -> np.ndarray:
         overall = fit_similarity_robust(start, now)
-        keep = evenly_thinned(len(start), MAX_FIT_TRACKS)
-        residual = now[keep] - overall.apply(start[keep])
-        bend = thin_plate_spline(start[keep], residual, subject_size, THIN_PLATE_SMOOTHING)
+        bend = bending.fit(shown, now - overall.apply(start))
         scaled = overall.scaled(strength)
-        return scaled.apply(points) + strength * bend(points) - (0.0 if follow else scaled.shift)
+        return scaled.apply(points) + strength * bend - (0.0 if follow else scaled.shift)
 
     return deformable
-
-
-def evenly_thinned(count: int, limit: int) -> np.ndarray:
-    """At most `limit` indices spread evenly over `count` (tracks are in grid order, so over space)."""
-    if count <= limit:
-        return np.arange(count)
-    return np.round(np.linspace(0, count - 1, limit)).astype(np.int64)
 
 
 def thin_plate_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -698,35 +791,56 @@ def thin_plate_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 0.5 * squared * np.log(np.maximum(squared, 1e-12))
 
 
-def thin_plate_spline(centres: np.ndarray, values: np.ndarray, size: float, smoothing: float) -> Callable[[np.ndarray], np.ndarray]:
-    """The regularised thin-plate spline through `values` (N, 2) at `centres`, as a function.
+class ThinPlateDeformation:
+    """A smooth displacement field fitted to the tracks: a regularised thin-plate spline.
 
-    Coordinates are normalised by the subject's `size`, so `smoothing` means the same for any
-    subject; larger values trade fidelity for a smoother deformation.
+    Its kernels sit on a fixed grid of `DEFORMATION_NODES`² nodes over the subject (not on
+    the tracks), so every frame's fit is one small least-squares system, whatever the number
+    of tracks: the displacements it predicts at the visible tracks should match theirs, and
+    its bending energy (smoothing, with the subject's size = 1) keeps it smooth.
     """
-    origin = centres.mean(axis=0)
-    normalised = (centres - origin) / size
-    count = len(centres)
-    affine = np.hstack([np.ones((count, 1)), normalised])
-    system = np.zeros((count + 3, count + 3))
-    system[:count, :count] = thin_plate_kernel(normalised, normalised) + count * smoothing * np.eye(count)
-    system[:count, count:] = affine
-    system[count:, :count] = affine.T
-    right = np.vstack([values, np.zeros((3, 2))])
-    try:
-        solution = np.linalg.solve(system, right)
-    except np.linalg.LinAlgError:
-        solution = np.linalg.lstsq(system, right, rcond=None)[0]
-    weights, linear = solution[:count], solution[count:]
 
-    def evaluate(points: np.ndarray) -> np.ndarray:
-        out = np.empty_like(points)
-        for start in range(0, len(points), POINT_CHUNK):
-            chunk = (points[start : start + POINT_CHUNK] - origin) / size
-            out[start : start + POINT_CHUNK] = thin_plate_kernel(chunk, normalised) @ weights + linear[0] + chunk @ linear[1:]
+    def __init__(self, tracks: np.ndarray, points: np.ndarray, box: np.ndarray, smoothing: float) -> None:
+        self.origin = box.mean(axis=0)
+        self.size = float(np.sqrt(np.prod(box[1] - box[0])))
+        half = 0.55 * (box[1] - box[0]) / self.size  # the box, 10% larger
+        axes = [np.linspace(-h, h, DEFORMATION_NODES) for h in half]
+        self.nodes = np.stack(np.meshgrid(*axes), axis=-1).reshape(-1, 2)
+        self.track_basis = self.basis(tracks)  # (T, nodes + 3)
+        self.points = points
+        count = len(self.nodes)
+        self.bending = np.zeros((count + 3, count + 3))
+        self.bending[:count, :count] = smoothing * thin_plate_kernel(self.nodes, self.nodes)
+        self.constraint = np.zeros((count + 3, 3))  # node weights orthogonal to affine maps (no bending energy there)
+        self.constraint[:count] = np.hstack([np.ones((count, 1)), self.nodes])
+
+    def basis(self, positions: np.ndarray) -> np.ndarray:
+        """(N, nodes + 3): the node kernels, 1, x and y at the positions (sketch pixels)."""
+        normalised = (positions - self.origin) / self.size
+        return np.hstack([thin_plate_kernel(normalised, self.nodes), np.ones((len(normalised), 1)), normalised])
+
+    def fit(self, visible: np.ndarray, displacements: np.ndarray) -> np.ndarray:
+        """(P, 2) the field that fits the visible tracks' `displacements` (N, 2), at the points.
+
+        Tracks far off the typical displacement (a few stray ones at the subject's edge) count
+        less (Cauchy weights), so they cannot raise bumps.
+        """
+        basis = self.track_basis[visible]
+        deviation = np.linalg.norm(displacements - np.median(displacements, axis=0), axis=1)
+        weights = 1.0 / (1.0 + (deviation / (3.0 * np.median(deviation) + 1e-3)) ** 2)
+        weights /= weights.sum()
+        normal = basis.T @ (weights[:, None] * basis) + self.bending
+        size = len(normal)
+        system = np.block([[normal, self.constraint], [self.constraint.T, np.zeros((3, 3))]])
+        right = np.vstack([basis.T @ (weights[:, None] * displacements), np.zeros((3, 2))])
+        try:
+            coefficients = np.linalg.solve(system, right)[:size]
+        except np.linalg.LinAlgError:
+            coefficients = np.linalg.lstsq(system, right, rcond=None)[0][:size]
+        out = np.empty_like(self.points)
+        for start in range(0, len(self.points), POINT_CHUNK):
+            out[start : start + POINT_CHUNK] = self.basis(self.points[start : start + POINT_CHUNK]) @ coefficients
         return out
-
-    return evaluate
 
 
 def split_into_parts(source: np.ndarray, visible: np.ndarray, max_parts: int, tolerance: float, subject_size: float) -> np.ndarray:
@@ -757,7 +871,27 @@ def split_into_parts(source: np.ndarray, visible: np.ndarray, max_parts: int, to
             settled.add(worst)
             continue
         labels[second] = labels.max() + 1
-    return labels
+    return assign_to_best_part(source, visible, labels)
+
+
+def assign_to_best_part(source: np.ndarray, visible: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Give every track to the part whose per-frame similarities explain its path best.
+
+    A split by clustering can leave a stray track in the wrong part; a part's motion is the
+    better judge of where a track belongs. Only frames where every part can be fitted count.
+    """
+    num_parts = int(labels.max()) + 1
+    if num_parts == 1:
+        return labels
+    misfit = np.zeros((num_parts, source.shape[1]))
+    for t in range(1, len(source)):
+        shown = [(labels == part) & visible[t] for part in range(num_parts)]
+        if min(members.sum() for members in shown) < MIN_FIT_TRACKS:
+            continue
+        for part, members in enumerate(shown):
+            motion = fit_similarity(source[0][members], source[t][members])
+            misfit[part] += visible[t] * np.sum((source[t] - motion.apply(source[0])) ** 2, axis=1)
+    return np.argmin(misfit, axis=0) if misfit.any() else labels
 
 
 def part_residuals(source: np.ndarray, visible: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -788,32 +922,42 @@ def part_features(source: np.ndarray, visible: np.ndarray, members: np.ndarray, 
 
 
 def two_means(features: np.ndarray, iterations: int = 20) -> np.ndarray | None:
-    """Boolean split of the rows into two clusters (k-means, seeded by the two most distant rows)."""
-    first = np.argmax(np.linalg.norm(features - features.mean(axis=0), axis=1))
-    second = np.argmax(np.linalg.norm(features - features[first], axis=1))
-    centres = features[[first, second]]
-    assignment = None
+    """Boolean split of the rows into two clusters: k-means, started from the sign of the main axis.
+
+    Starting from the principal axis (rather than from the most distant rows) keeps a few
+    stray tracks from becoming a cluster of their own.
+    """
+    centred = features - features.mean(axis=0)
+    main_axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    assignment = centred @ main_axis > 0
     for _ in range(iterations):
-        distances = np.linalg.norm(features[:, None, :] - centres[None], axis=2)
-        new_assignment = distances[:, 0] <= distances[:, 1]
-        if assignment is not None and np.array_equal(new_assignment, assignment):
-            break
-        assignment = new_assignment
         if assignment.all() or not assignment.any():
             return None
         centres = np.stack([features[assignment].mean(axis=0), features[~assignment].mean(axis=0)])
+        distances = np.linalg.norm(features[:, None, :] - centres[None], axis=2)
+        new_assignment = distances[:, 0] <= distances[:, 1]
+        if np.array_equal(new_assignment, assignment):
+            break
+        assignment = new_assignment
     return assignment
 
 
 def part_weights(points: np.ndarray, starts: np.ndarray, labels: np.ndarray, blend: float) -> np.ndarray:
-    """(P, K) how much each part moves each control point: nearest part mostly, blended at seams."""
+    """(P, K) how much each part moves each control point: nearest part mostly, blended at seams.
+
+    The distance to a part is to its `PART_NEIGHBOURS`-th nearest track, so that a lone track
+    far from the rest of its part does not pull points over.
+    """
     num_parts = int(labels.max()) + 1
-    distances = np.empty((len(points), num_parts))
+    distances = np.full((len(points), num_parts), np.inf)
     for part in range(num_parts):
         members = starts[labels == part]
+        if not len(members):
+            continue
+        nth = min(PART_NEIGHBOURS, len(members)) - 1
         for start in range(0, len(points), POINT_CHUNK):
-            chunk = points[start : start + POINT_CHUNK]
-            distances[start : start + POINT_CHUNK, part] = np.sqrt(np.min(np.sum((chunk[:, None] - members[None]) ** 2, axis=2), axis=1))
+            squared = np.sum((points[start : start + POINT_CHUNK, None] - members[None]) ** 2, axis=2)
+            distances[start : start + POINT_CHUNK, part] = np.sqrt(np.partition(squared, nth, axis=1)[:, nth])
     logits = -((distances - distances.min(axis=1, keepdims=True)) / max(blend, 1e-6)) ** 2
     weights = np.exp(logits)
     return weights / weights.sum(axis=1, keepdims=True)
@@ -877,6 +1021,9 @@ def add_preview_command(subparsers: Any) -> argparse.ArgumentParser:
         help="the subject on the first frame, in pixels of the square --resolution frame (default: found from the motion)",
     )  # fmt: skip
     parser.add_argument("--flow", choices=FLOW_METHODS, default="dis", help="optical flow method (default dis; farneback is slower)")
+    parser.add_argument(
+        "--substeps", type=int, default=2, help="video frames tracked per output frame (default 2; more follows faster motion, but is slower)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the camera-motion fit (default 0)")
     parser.add_argument("--events", type=Path, default=None, help="also append JSON-lines progress events to this file")
     parser.set_defaults(handler=run_preview_command)
@@ -889,6 +1036,7 @@ def run_preview_command(args: argparse.Namespace) -> None:
     settings = PreviewSettings(
         rigidity=args.rigidity, strength=args.strength, temporal_smoothing=args.smoothing, follow_translation=not args.keep_in_place,
         subject_box=None if args.box is None else tuple(args.box), flow=args.flow, num_frames=args.frames, size=args.resolution, seed=args.seed,
+        flow_substeps=args.substeps,
     )  # fmt: skip
     sketch = load_sketch(args.sketch)
     spec = settings.video_spec(args.video, args.start, args.end, args.fit)
