@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--start", type=float, default=None, help="video start time in seconds")
     animate.add_argument("--end", type=float, default=None, help="video end time in seconds")
     animate.add_argument("--fit", choices=("crop", "pad"), default="crop", help="make video frames square by crop or white padding")
+    animate.add_argument("--init", choices=("static", "preview"), default="static", help="stage 3 starts from the sketch duplicated (static, the paper) or from the video's tracked motion (preview)")
     animate.add_argument("--quality", default="standard", help="demo, draft, standard or paper: training steps of each stage")
     animate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     animate.add_argument("--resolution", type=int, default=256, help="frame size the model sees in pixels (default 256)")
@@ -236,7 +237,7 @@ def run_animate(args: argparse.Namespace) -> None:
         video=str(args.video.resolve()), subject_prompt=args.subject, motion_prompt=args.motion, num_frames=args.frames,
         video_start_s=args.start, video_end_s=args.end, video_fit=args.fit, model=args.model, quality=args.quality,
         seed=args.seed, resolution=args.resolution, device=args.device, dtype=args.dtype,
-        cache_dir=str(args.cache_dir.resolve()) if args.cache_dir else None, steps=steps, distillation=distillation,
+        cache_dir=str(args.cache_dir.resolve()) if args.cache_dir else None, steps=steps, distillation=distillation, init=args.init,
     )
     if not (args.out / "job.json").is_file():
         write_job(args.out, load_sketch(args.sketch), spec)

@@ -1,5 +1,8 @@
 """The README demo: the example sketch animated like a generated reference video.
 
+First the instant motion preview (optical-flow tracking, no model) in `preview/`, then the
+whole method in `job/`.
+
 It runs the real pipeline (stages 1–3) with the "demo" preset: 8 frames at 128 px and few
 steps, so that it finishes in a couple of minutes on a CPU. Without a downloaded model the
 embedded tiny model with random weights is used, and the motion is meaningless.
@@ -13,9 +16,11 @@ import numpy as np
 
 from .media import save_frames
 from .pipeline import JobSpec, run_job, write_job
+from .preview import preview_motion
 from .render import render_sketch_frames
 from .sketch import load_sketch
 from .svg import save_svg
+from .video import VideoSpec
 
 
 def write_reference_video(path: Path, frames: int = 24, size: int = 128) -> Path:
@@ -37,6 +42,8 @@ def run_demo(svg: Path, out: Path, model: str | None = None) -> list[Path]:
         save_frames(render_sketch_frames(sketch), out / "sketch.png"),
         write_reference_video(out / "reference.mp4"),
     ]
+    preview = preview_motion(sketch, VideoSpec(path=str(written[-1]), num_frames=8, size=128), out_dir=out / "preview")
+    written.append(preview.files.out_dir)
     job = out / "job"
     if not (job / "job.json").is_file():
         spec = JobSpec(

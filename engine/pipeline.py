@@ -67,6 +67,7 @@ class JobSpec:
     steps: dict[str, int] = field(default_factory=dict)  # overrides: appearance / motion / distillation
     checkpoint_every: int = 25  # steps between resumable checkpoints, in every stage
     distillation: dict[str, Any] = field(default_factory=dict)  # DistillationSettings overrides (guidance, lr, λ1, λ2, …)
+    init: str = "static"  # stage 3 starts from the sketch duplicated ("static") or from the tracked motion ("preview")
 
     def __post_init__(self) -> None:
         if self.quality not in QUALITY_PRESETS:
@@ -74,6 +75,8 @@ class JobSpec:
         unknown = set(self.distillation) - {f.name for f in fields(DistillationSettings)}
         if unknown:
             raise JobError(f"unknown distillation option(s) {sorted(unknown)}: see `python -m engine animate --help`")
+        if self.init not in ("static", "preview"):
+            raise JobError(f"unknown init {self.init!r}: use static (the sketch duplicated) or preview (the tracked motion)")
         if not 2 <= self.num_frames <= 64:
             raise JobError(f"{self.num_frames} frames asked for: the video model handles 2 to 64 (16 is its native length)")
 
@@ -171,7 +174,8 @@ def _run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, 
 
     settings = DistillationSettings(**{**spec.distillation, "steps": distillation_steps, **common})
     prior = SDSPrior(backbone, spec.motion_prompt, settings)
-    result = distill(sketch, prior, settings, spec.num_frames, job_dir / "distillation.ckpt", events=events, stop=stop, show_bar=show_bar)
+    init = previewed_motion(sketch, video_spec, events) if spec.init == "preview" else None
+    result = distill(sketch, prior, settings, spec.num_frames, job_dir / "distillation.ckpt", init=init, events=events, stop=stop, show_bar=show_bar)
     if result.skipped_steps:
         events.warning(f"{result.skipped_steps} of {distillation_steps} distillation steps had non-finite gradients and were skipped")
     metadata = {
@@ -185,3 +189,14 @@ def _run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, 
         "skipped_steps": result.skipped_steps,
     }
     return write_result(job_dir / "result", sketch, result.frames, clip.frames, result.losses, metadata)
+
+
+def previewed_motion(sketch: Sketch, video_spec: VideoSpec, events: EventLog) -> "np.ndarray":
+    """Stage 3's starting point from the tracked motion of the video (no diffusion model)."""
+    from .preview import PreviewSettings, preview_motion
+
+    preview = preview_motion(sketch, video_spec, PreviewSettings(num_frames=video_spec.num_frames, size=video_spec.size), events=events)
+    for warning in preview.warnings:
+        events.warning(warning)
+    events.emit("preview_ready", frames=len(preview.frames))
+    return preview.frames

@@ -37,6 +37,7 @@ def test_demo_animates_the_example_and_says_which_model(tmp_path) -> None:
     assert (tmp_path / "demo" / "sketch.png").is_file() and (tmp_path / "demo" / "reference.mp4").is_file()
     gif = iio.imread(tmp_path / "demo" / "job" / "result" / "animation.gif", index=None)
     assert gif.shape[0] == 8
+    assert Sketch.load_json(tmp_path / "demo" / "preview" / "result.json").num_frames == 8  # the model-free preview
     animated = Sketch.load_json(tmp_path / "demo" / "job" / "result" / "result.json")
     assert animated.num_frames == 8 and animated.frames.shape[1] == Sketch.load_json(tmp_path / "demo" / "job" / "input_sketch.json").num_points
 

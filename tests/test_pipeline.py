@@ -128,3 +128,18 @@ def test_job_settings_are_checked_before_anything_runs() -> None:
     spec = JobSpec(**base, quality="draft", steps={"distillation": 7}, distillation={"motion_weight": 0.0})
     assert spec.stage_steps() == (150, 150, 7)
     assert JobSpec.from_dict(spec.to_dict(), "job.json") == spec
+
+
+def test_preview_init_gives_stage_3_the_tracked_motion(inputs, tmp_path) -> None:
+    from engine.events import EventLog
+    from engine.pipeline import JobError, JobSpec, previewed_motion
+    from engine.video import VideoSpec
+
+    with pytest.raises(JobError, match="unknown init"):
+        JobSpec(video="v.mp4", subject_prompt="A.", motion_prompt="B.", init="optical")
+    sketch = Sketch.load_json(inputs["sketch"])
+    frames = previewed_motion(sketch, VideoSpec(path=str(inputs["video"]), num_frames=4, size=64), EventLog(tmp_path / "events.jsonl"))
+    assert frames.shape == (4, sketch.num_points, 2)
+    np.testing.assert_allclose(frames[0], sketch.flat_points(), atol=1e-6)
+    shift = (frames - sketch.flat_points()[None]).mean(axis=1)
+    assert np.all(np.diff(shift[:, 0]) > 0)  # the box moves right in the video: so does the sketch
