@@ -37,17 +37,14 @@ def write_reference_video(path: Path, frames: int = 24, size: int = 128) -> Path
 def run_demo(svg: Path, out: Path, model: str | None = None) -> list[Path]:
     """Write the still sketch, a reference video, and the animated result into `out`."""
     sketch = load_sketch(svg)
-    written = [
-        save_svg(sketch, out / "sketch.svg"),
-        save_frames(render_sketch_frames(sketch), out / "sketch.png"),
-        write_reference_video(out / "reference.mp4"),
-    ]
-    preview = preview_motion(sketch, VideoSpec(path=str(written[-1]), num_frames=8, size=128), out_dir=out / "preview")
+    reference = write_reference_video(out / "reference.mp4")
+    written = [save_svg(sketch, out / "sketch.svg"), save_frames(render_sketch_frames(sketch), out / "sketch.png"), reference]
+    preview = preview_motion(sketch, VideoSpec(path=str(reference), num_frames=8, size=128), out_dir=out / "preview")
     written.append(preview.files.out_dir)
     job = out / "job"
     if not (job / "job.json").is_file():
         spec = JobSpec(
-            video=str(written[-1].resolve()), subject_prompt="A cat.", motion_prompt="A cat is jumping.",
+            video=str(reference.resolve()), subject_prompt="A cat.", motion_prompt="A cat is jumping.",
             num_frames=8, model=model, quality="demo", resolution=128,
         )
         write_job(job, sketch, spec)
