@@ -31,7 +31,7 @@ def test_render_svg_to_png(tmp_path) -> None:
 
 def test_demo_animates_the_example_and_says_which_model(tmp_path) -> None:
     env = {**os.environ, "SKETCH_ANIMATOR_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, "-m", "engine", "demo", "--out", str(tmp_path / "demo")], cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    result = subprocess.run([sys.executable, "-m", "engine", "demo", "--out", str(tmp_path / "demo")], cwd=ROOT, capture_output=True, text=True, timeout=1800, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "meaningless" in result.stderr and "python -m engine download" in result.stderr
     assert (tmp_path / "demo" / "sketch.png").is_file() and (tmp_path / "demo" / "reference.mp4").is_file()
