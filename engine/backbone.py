@@ -38,6 +38,7 @@ from diffusers.models.transformers.transformer_temporal import TransformerTempor
 
 from .devices import choose_device, choose_dtype
 from .errors import SketchAnimatorError
+from .quiet import quiet_transformers
 
 DEFAULT_MODEL = "ali-vilab/text-to-video-ms-1.7b"
 MODEL_RESOLUTION = 256  # frames the model sees, in pixels (latents 32×32)
@@ -425,27 +426,23 @@ def load_backbone(model: str | os.PathLike = DEFAULT_MODEL, options: BackboneOpt
     Never downloads: a missing model is a one-line `ModelError` naming `python -m engine download`.
     """
     from transformers import CLIPTextModel, CLIPTokenizer
-    from transformers.utils import logging as transformers_logging
 
     options = options or BackboneOptions()
     folder = resolve_model_dir(model, options.revision, options.cache_dir)
     device = choose_device(options.device)
     dtype = choose_dtype(options.dtype, device)
-    previous_verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()
     quiet_library_progress_bars()
     try:
-        unet = VideoUNet.from_pretrained(folder / "unet", torch_dtype=dtype, variant=_variant_for(folder / "unet", "unet", dtype), local_files_only=True)
-        vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=dtype, variant=_variant_for(folder / "vae", "vae", dtype), local_files_only=True)
-        text_encoder = CLIPTextModel.from_pretrained(
-            folder / "text_encoder", torch_dtype=dtype, variant=_variant_for(folder / "text_encoder", "text_encoder", dtype), local_files_only=True
-        )
-        tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
-        scheduler = DDIMScheduler.from_pretrained(folder / "scheduler", local_files_only=True)
+        with quiet_transformers():
+            unet = VideoUNet.from_pretrained(folder / "unet", torch_dtype=dtype, variant=_variant_for(folder / "unet", "unet", dtype), local_files_only=True)
+            vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=dtype, variant=_variant_for(folder / "vae", "vae", dtype), local_files_only=True)
+            text_encoder = CLIPTextModel.from_pretrained(
+                folder / "text_encoder", torch_dtype=dtype, variant=_variant_for(folder / "text_encoder", "text_encoder", dtype), local_files_only=True
+            )
+            tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
+            scheduler = DDIMScheduler.from_pretrained(folder / "scheduler", local_files_only=True)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"model {model} at {folder} could not be loaded ({str(exc).splitlines()[0]}): run `python -m engine download {model}` again") from None
-    finally:
-        transformers_logging.set_verbosity(previous_verbosity)
 
     for module in (unet, vae, text_encoder):
         module.requires_grad_(False)

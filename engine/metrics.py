@@ -30,19 +30,19 @@ one weights file each).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .devices import choose_device
 from .errors import SketchAnimatorError
+from .quiet import quiet_transformers
 from .files import atomic_write_text
 from .sketch import Sketch
 
@@ -289,7 +289,7 @@ def load_metric_models(
     clip_dir = resolve_metric_model_dir(clip, "clip", cache_dir)
     xclip_dir = resolve_metric_model_dir(xclip, "xclip", cache_dir)
     target = choose_device(device)
-    with _quiet_transformers():
+    with quiet_transformers():
         clip_model = _load(lambda: CLIPModel.from_pretrained(clip_dir, local_files_only=True), clip, "clip", cache_dir)
         clip_images = _load(lambda: AutoImageProcessor.from_pretrained(clip_dir, local_files_only=True), clip, "clip", cache_dir)
         xclip_model = _load(lambda: XCLIPModel.from_pretrained(xclip_dir, local_files_only=True), xclip, "xclip", cache_dir)
@@ -307,20 +307,6 @@ def _load(load, model: str | os.PathLike, kind: str, cache_dir: str | None):
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         command = download_command(kind, str(model), cache_dir)
         raise MetricModelError(f"{_label(kind)} model {model} could not be loaded ({first_line}): run `{command}`") from None
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Loading local files is quick: transformers' progress bars and backend notices would only clutter the log."""
-    from transformers.utils import logging
-
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(verbosity)
 
 
 def _square_side(image_size: int | Sequence[int]) -> int:
