@@ -33,6 +33,7 @@ import numpy as np
 from . import media
 from .errors import SketchAnimatorError, SketchError
 from .files import atomic_write_text
+from .jobfolder import MANIFEST, MANIFEST_SCHEMA, MANIFEST_VERSION, RESULT_JSON, is_result_complete
 from .render import render_sketch_frames
 from .sketch import Sketch
 from .svg import save_svg_frames
@@ -49,15 +50,11 @@ __all__ = [
     "write_result",
 ]
 
-RESULT_JSON = "result.json"
 SVG_DIR = "frames"
 SVG_STEM = "frame"
 ANIMATION = "animation"
 SIDE_BY_SIDE = "side_by_side"
 LOSS_CURVE = "loss.png"
-MANIFEST = "result_manifest.json"
-MANIFEST_SCHEMA = "sketch-animator/result"
-MANIFEST_VERSION = 1
 
 PREVIEW_MAX_SIDE = 512  # px; larger canvases are previewed scaled down (a GIF of 4096² frames helps nobody)
 RENDER_CHUNK = 16  # frames rendered at once, so memory stays bounded for long animations
@@ -162,18 +159,6 @@ def read_result(out_dir: str | os.PathLike) -> Sketch:
     if not is_result_complete(out_dir):
         raise SketchAnimatorError(f"result in {out_dir} is incomplete: run the job again to finish it")
     return Sketch.load_json(out_dir / RESULT_JSON)
-
-
-def is_result_complete(out_dir: str | os.PathLike) -> bool:
-    """True when the manifest exists and vouches for the result.json beside it (same size)."""
-    out_dir = Path(out_dir)
-    try:
-        manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-        listed_size = manifest["files"][RESULT_JSON]
-        actual_size = (out_dir / RESULT_JSON).stat().st_size
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return manifest.get("schema") == MANIFEST_SCHEMA and listed_size == actual_size
 
 
 def animated_sketch(sketch: Sketch, frames: Any, metadata: Mapping[str, Any] | None = None) -> Sketch:

@@ -10,12 +10,10 @@ resumes it: stages 1 and 2 come from the adapter cache when they were learned be
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .appearance import AppearanceSettings, learn_appearance
 from .backbone import BackboneOptions, load_backbone, model_or_embedded_tiny
@@ -24,128 +22,72 @@ from .checkpoint import StopRequest
 from .distillation import DistillationSettings, SDSPrior, distill
 from .errors import SketchAnimatorError
 from .events import EventLog, error_event
-from .files import atomic_write_text
+from .jobfolder import CANCEL_FILE, EVENTS_FILE, LOG_FILE, QUALITY_PRESETS, RESULT_DIR, SKETCH_FILE, JobError, JobSpec, is_result_complete, read_job_spec, write_job_files
 from .motion import MotionSettings, learn_motion
-from .outputs import ResultFiles, is_result_complete, write_result
+from .outputs import ResultFiles, write_result
 from .sketch import Sketch
 from .video import VideoSpec, load_reference_frames, save_preview_strip
 
-JOB_SCHEMA = "sketch-animator/job"
-JOB_VERSION = 1
+if TYPE_CHECKING:
+    import numpy as np
 
-# Steps of (appearance, motion, distillation) per quality preset.
-QUALITY_PRESETS: dict[str, tuple[int, int, int]] = {
-    "demo": (40, 40, 80),  # the README demo on CPU with the tiny model
-    "draft": (150, 150, 250),
-    "standard": (300, 300, 500),
-    "paper": (500, 500, 1000),
-}
-
-
-class JobError(SketchAnimatorError):
-    """A job folder or its settings cannot be used."""
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything a job needs besides the sketch; saved as job.json."""
-
-    video: str
-    subject_prompt: str
-    motion_prompt: str
-    num_frames: int = 16
-    video_start_s: float | None = None
-    video_end_s: float | None = None
-    video_fit: str = "crop"
-    model: str | None = None  # None: ModelScope if downloaded, else the embedded tiny model
-    quality: str = "standard"
-    seed: int = 0
-    resolution: int = 256
-    device: str = "auto"
-    dtype: str = "auto"
-    cache_dir: str | None = None
-    steps: dict[str, int] = field(default_factory=dict)  # overrides: appearance / motion / distillation
-    checkpoint_every: int = 25  # steps between resumable checkpoints, in every stage
-    distillation: dict[str, Any] = field(default_factory=dict)  # DistillationSettings overrides (guidance, lr, λ1, λ2, …)
-    init: str = "static"  # stage 3 starts from the sketch duplicated ("static") or from the tracked motion ("preview")
-
-    def __post_init__(self) -> None:
-        if self.quality not in QUALITY_PRESETS:
-            raise JobError(f"unknown quality preset {self.quality!r}: use one of {', '.join(QUALITY_PRESETS)}")
-        unknown = set(self.distillation) - {f.name for f in fields(DistillationSettings)}
-        if unknown:
-            raise JobError(f"unknown distillation option(s) {sorted(unknown)}: see `python -m engine animate --help`")
-        if self.init not in ("static", "preview"):
-            raise JobError(f"unknown init {self.init!r}: use static (the sketch duplicated) or preview (the tracked motion)")
-        if not 2 <= self.num_frames <= 64:
-            raise JobError(f"{self.num_frames} frames asked for: the video model handles 2 to 64 (16 is its native length)")
-
-    def stage_steps(self) -> tuple[int, int, int]:
-        preset = QUALITY_PRESETS[self.quality]
-        return (
-            self.steps.get("appearance", preset[0]),
-            self.steps.get("motion", preset[1]),
-            self.steps.get("distillation", preset[2]),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": JOB_SCHEMA, "version": JOB_VERSION, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str) -> "JobSpec":
-        if not isinstance(data, dict) or data.get("schema") != JOB_SCHEMA:
-            raise JobError(f"{source} is not a Sketch Animator job file")
-        if data.get("version") != JOB_VERSION:
-            raise JobError(
-                f"{source} was written by another version of Sketch Animator (job format {data.get('version')!r}, "
-                f"this engine reads {JOB_VERSION}): start the job again from Blender or `python -m engine animate`"
-            )
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as exc:
-            raise JobError(f"{source} is malformed ({exc})") from None
+__all__ = ["QUALITY_PRESETS", "JobError", "JobSpec", "previewed_motion", "read_job", "run_job", "write_job"]
 
 
 def write_job(job_dir: str | os.PathLike, sketch: Sketch, spec: JobSpec) -> Path:
     """Create a job folder: the sketch and job.json (written last, atomically)."""
-    job_dir = Path(job_dir)
-    sketch.validate()
-    job_dir.mkdir(parents=True, exist_ok=True)
-    sketch.save_json(job_dir / "input_sketch.json")
-    atomic_write_text(job_dir / "job.json", json.dumps(spec.to_dict(), indent=2))
-    return job_dir
+    return write_job_files(job_dir, sketch.validate().to_dict(), spec)
 
 
 def read_job(job_dir: Path) -> tuple[Sketch, JobSpec]:
-    path = job_dir / "job.json"
-    if not path.is_file():
-        raise JobError(f"{job_dir} is not a job folder (no job.json): create one with `python -m engine animate` or from Blender")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise JobError(f"{path} cannot be read ({exc}): start the job again") from None
-    spec = JobSpec.from_dict(data, str(path))
-    return Sketch.load_json(job_dir / "input_sketch.json"), spec
+    spec = read_job_spec(job_dir)
+    return Sketch.load_json(Path(job_dir) / SKETCH_FILE), spec
 
 
 def run_job(job_dir: str | os.PathLike, show_bar: bool | None = None) -> Path:
-    """Run or resume a job; returns its result folder. Errors are also written as events."""
+    """Run or resume a job; returns its result folder. Errors are also written as events.
+
+    Every failure ends the log with an "error" event, so a watcher (the Blender add-on) never
+    has to guess: a `SketchAnimatorError` with its one-line message, anything else with its
+    class name and first line (the traceback goes to stderr, i.e. the job's engine.log).
+    """
     job_dir = Path(job_dir)
     sketch, spec = read_job(job_dir)
-    events = EventLog(job_dir / "events.jsonl")
-    result_dir = job_dir / "result"
+    events = EventLog(job_dir / EVENTS_FILE)
+    result_dir = job_dir / RESULT_DIR
     if is_result_complete(result_dir):
         events.emit("done", result=str(result_dir), resumed=True)
         return result_dir
     try:
-        with StopRequest(cancel_file=job_dir / "cancel") as stop:
-            files = _run_stages(job_dir, sketch, spec, events, stop, show_bar)
+        with StopRequest(cancel_file=job_dir / CANCEL_FILE) as stop:
+            if spec.method == "preview":
+                files = _run_preview(job_dir, sketch, spec, events)
+            else:
+                files = _run_stages(job_dir, sketch, spec, events, stop, show_bar)
     except SketchAnimatorError as exc:
         error_event(events, exc)
         raise
+    except Exception as exc:
+        events.emit("error", message=f"{type(exc).__name__}: {_first_line(exc)} (the traceback is in {LOG_FILE})", type=type(exc).__name__)
+        raise
     events.emit("done", result=str(files.out_dir))
     return files.out_dir
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"
+
+
+def _run_preview(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog) -> ResultFiles:
+    """The optical-flow motion transfer as a job: no diffusion model, seconds on a CPU."""
+    from .preview import PreviewSettings, preview_motion
+
+    events.emit("job_start", frames=spec.num_frames, method="preview", steps=[])
+    settings = PreviewSettings(**{**spec.preview, "num_frames": spec.num_frames, "size": spec.resolution})
+    video_spec = settings.video_spec(spec.video, spec.video_start_s, spec.video_end_s, spec.video_fit)
+    result = preview_motion(sketch, video_spec, settings, job_dir / RESULT_DIR, events)
+    return result.files
 
 
 def _run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, stop: StopRequest, show_bar: bool | None) -> ResultFiles:
@@ -188,7 +130,7 @@ def _run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, 
         "distillation": settings.to_dict(),
         "skipped_steps": result.skipped_steps,
     }
-    return write_result(job_dir / "result", sketch, result.frames, clip.frames, result.losses, metadata)
+    return write_result(job_dir / RESULT_DIR, sketch, result.frames, clip.frames, result.losses, metadata)
 
 
 def previewed_motion(sketch: Sketch, video_spec: VideoSpec, events: EventLog) -> "np.ndarray":

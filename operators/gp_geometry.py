@@ -912,3 +912,45 @@ def plan_to_cubic_points(plan: FramePlan, mapping: CanvasMapping) -> list[np.nda
         local = _interleave_bezier(s.positions, s.handle_left, s.handle_right, s.cyclic)
         out.append(local_to_canvas(local, mapping))
     return out
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, np.power((c + 0.055) / 1.055, 2.4))
+
+
+def plan_new_strokes(sketch: Any, height_units: float = 2.0) -> tuple[list[FramePlan], CanvasMapping]:
+    """A Sketch dict not made from Grease Pencil (an imported SVG) → keyframe plans for a new object.
+
+    The canvas is centred on the object's origin in its local X–Z plane, `height_units`
+    Blender units tall; each path becomes a Bézier stroke with its width as radius, its
+    colour as vertex colour (alpha 1: the colour is the path's own) and its opacity.
+    """
+    data = sketch.to_dict() if hasattr(sketch, "to_dict") else sketch
+    width, height = int(data["width"]), int(data["height"])
+    if not height_units > 0:
+        raise ValueError(f"height_units must be positive, not {height_units}")
+    scale = height / float(height_units)  # px per unit
+    paths = data["paths"]
+    depths, metas = [], []
+    for i, p in enumerate(paths):
+        n = len(p["points"])
+        nknots = (n - 1) // 3 + (0 if p.get("closed") else 1)
+        rgb = _srgb_to_linear(np.asarray(p.get("color", (0, 0, 0)), dtype=np.float64)[:3])
+        depths.append(np.zeros(n))
+        metas.append(
+            {
+                "source_index": i,
+                "curve_type": "BEZIER",
+                "cyclic": bool(p.get("closed", False)),
+                "material_index": 0,
+                "half_width": float(p["half_width"]),
+                "radius": [float(p["half_width"]) / scale] * nknots,
+                "opacity": [float(p.get("opacity", 1.0))] * nknots,
+                "vertex_color": [[*rgb.tolist(), 1.0]] * nknots,
+                "knot_source_index": list(map(float, range(nknots))),
+            }
+        )
+    mapping = CanvasMapping(np.eye(4), width, height, scale=scale, offset=(width / 2, height / 2), radius_scale=1.0, depths=depths)
+    with_meta = {**data, "metadata": {**(data.get("metadata") or {}), STROKES_KEY: metas}}
+    return plan_keyframes(with_meta, mapping), mapping

@@ -1,0 +1,123 @@
+"""Per-object settings (saved in the .blend) and a typed view of the add-on preferences."""
+
+# No `from __future__ import annotations` here: Blender reads the property annotations as objects.
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+ROOT_PACKAGE = __package__.rpartition(".")[0]  # bl_ext.<repo>.sketch_animator
+EXTENSION_ROOT = Path(__file__).resolve().parent.parent  # holds engine/ and pyproject.toml
+DEFAULT_MODEL = "ali-vilab/text-to-video-ms-1.7b"
+
+QUALITY_ITEMS = [
+    ("DRAFT", "Draft", "150 / 150 / 250 steps: a quick look (about 5 min on a recent GPU)"),
+    ("STANDARD", "Standard", "300 / 300 / 500 steps: the usual choice"),
+    ("PAPER", "Paper", "500 / 500 / 1000 steps: the paper's settings, slowest"),
+]
+QUALITY_WITH_DEFAULT = [("DEFAULT", "Default", "The default quality preset of the add-on preferences"), *QUALITY_ITEMS]
+DEVICE_ITEMS = [
+    ("auto", "Automatic", "CUDA if there is an NVIDIA GPU, else Apple MPS, else the CPU"),
+    ("cuda", "CUDA", "An NVIDIA GPU"),
+    ("mps", "Apple MPS", "The GPU of an Apple silicon Mac"),
+    ("cpu", "CPU", "No GPU (very slow with the real model)"),
+]
+
+
+class SketchAnimatorSettings(bpy.types.PropertyGroup):
+    """What the Animate panel edits, stored on the Grease Pencil object."""
+
+    layer: StringProperty(name="Layer", description="The layer whose strokes are animated (at the current frame)")
+    video: StringProperty(name="Reference video", description="The video whose motion the sketch follows", subtype="FILE_PATH")
+    subject_prompt: StringProperty(name="Subject", description="What the sketch shows, a short sentence", default="A horse.")
+    motion_prompt: StringProperty(name="Motion", description="What moves and how, a short sentence", default="A horse is galloping.")
+    num_frames: IntProperty(name="Frames", description="Frames of the animation (the video model's native length is 16)", default=16, min=2, max=64)
+    start_frame: IntProperty(name="Start frame", description="Scene frame of the first animation keyframe", default=1)
+    quality: EnumProperty(name="Quality", items=QUALITY_WITH_DEFAULT, default="DEFAULT")
+    seed: IntProperty(name="Seed", description="Random seed: the same seed and settings give the same animation", default=0, min=0)
+
+    show_advanced: BoolProperty(name="Advanced", default=False)
+    custom_steps: BoolProperty(name="Custom steps", description="Set the steps of each stage instead of the preset's", default=False)
+    appearance_steps: IntProperty(name="Appearance", default=300, min=1)
+    motion_steps: IntProperty(name="Motion", default=300, min=1)
+    distillation_steps: IntProperty(name="Distillation", default=500, min=1)
+    resolution: IntProperty(name="Resolution", description="Frame size the model works at, in pixels", default=256, min=32, max=512, step=32)
+    guidance: FloatProperty(name="Guidance", description="Classifier-free guidance of stage 3 (Live Sketch: 30–40)", default=35.0, min=0.0, max=100.0)
+    learning_rate: FloatProperty(name="Learning rate", description="Adam step on the control points in stage 3", default=2e-3, min=1e-5, max=0.1, precision=4)
+    init: EnumProperty(
+        name="Start from",
+        items=[("static", "Still sketch", "Stage 3 starts from the sketch copied to every frame (the paper)"),
+               ("preview", "Motion preview", "Stage 3 starts from the optical-flow preview of the video's motion")],
+        default="static",
+    )  # fmt: skip
+    video_fit: EnumProperty(name="Fit", items=[("crop", "Crop", "Centre-crop the video to a square"), ("pad", "Pad", "Pad it to a square with white")], default="crop")
+    video_start: FloatProperty(name="Video start", description="Seconds into the video (0 = its beginning)", default=0.0, min=0.0, unit="TIME_ABSOLUTE")
+    video_end: FloatProperty(name="Video end", description="Seconds into the video (0 = its end)", default=0.0, min=0.0, unit="TIME_ABSOLUTE")
+    tolerance_px: FloatProperty(name="Fit tolerance", description="How far (canvas pixels) a fitted Bézier may stray from a hand-drawn stroke", default=0.5, min=0.05, max=5.0)
+    margin: FloatProperty(name="Margin", description="Empty border around the sketch on the canvas, as a fraction of it", default=0.1, min=0.0, max=0.4)
+    checkpoint_every: IntProperty(name="Checkpoint every", description="Steps between checkpoints (what a resume continues from)", default=25, min=1)
+    preview_rigidity: EnumProperty(
+        name="Preview motion",
+        items=[("deformable", "Deformable", "Smooth bending that follows the subject"),
+               ("partwise", "Part-wise", "Rigid parts moving separately"),
+               ("similarity", "Rigid", "One turn, scale and shift for the whole sketch")],
+        default="deformable",
+    )  # fmt: skip
+
+    job_dir: StringProperty(name="Job folder", description="The folder of this object's last job", subtype="DIR_PATH")
+    last_error: StringProperty(name="Last error")
+    applied_job: StringProperty(name="Applied job", description="The job folder whose result the animated layer shows")
+
+
+@dataclass
+class Preferences:
+    """The add-on preferences as plain values (with defaults when the add-on is not enabled)."""
+
+    engine_python: str = ""
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    cache_dir: str = ""
+    default_quality: str = "STANDARD"
+
+
+def preferences(context: Any = None) -> Preferences:
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ROOT_PACKAGE)
+    prefs = getattr(addon, "preferences", None)
+    if prefs is None:
+        return Preferences()
+    return Preferences(
+        engine_python=bpy.path.abspath(prefs.engine_python) if prefs.engine_python else "",
+        model=prefs.model.strip() or DEFAULT_MODEL,
+        device=prefs.device,
+        cache_dir=bpy.path.abspath(prefs.cache_dir) if prefs.cache_dir else "",
+        default_quality=prefs.default_quality,
+    )
+
+
+def user_folder(name: str) -> Path:
+    """A folder in the extension's user directory (kept across updates of the extension)."""
+    return Path(bpy.utils.extension_path_user(ROOT_PACKAGE, path=name, create=True))
+
+
+def cache_folder(prefs: Preferences) -> Path:
+    path = Path(prefs.cache_dir) if prefs.cache_dir else user_folder("cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+CLASSES = (SketchAnimatorSettings,)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Object.sketch_animator = bpy.props.PointerProperty(type=SketchAnimatorSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Object.sketch_animator
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

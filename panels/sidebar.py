@@ -1,0 +1,105 @@
+"""The "Animate" tab of the 3D viewport's sidebar, shown for Grease Pencil objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from ..engine import jobclient
+from ..operators import gp_io, jobs, ops
+
+
+class VIEW3D_PT_sketch_animator(bpy.types.Panel):
+    bl_label = "Sketch Animator"
+    bl_idname = "VIEW3D_PT_sketch_animator"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Animate"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return gp_io.is_grease_pencil(context.object)
+
+    def draw(self, context: Any) -> None:
+        ob = context.object
+        settings = ob.sketch_animator
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+
+        layout.prop_search(settings, "layer", ob.data, "layers", icon="OUTLINER_DATA_GP_LAYER")
+        layout.prop(settings, "video")
+        layout.prop(settings, "subject_prompt")
+        layout.prop(settings, "motion_prompt")
+        col = layout.column(align=True)
+        col.prop(settings, "num_frames")
+        col.prop(settings, "start_frame")
+        layout.prop(settings, "quality")
+        layout.prop(settings, "seed")
+        draw_advanced(layout, settings)
+
+        status = jobs.status_of(ob)
+        active = status is not None and status.is_active
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.enabled = not active
+        row.operator(ops.SKETCH_ANIMATOR_OT_animate.bl_idname, icon="PLAY")
+        row.operator(ops.SKETCH_ANIMATOR_OT_preview_motion.bl_idname, text="Preview", icon="HIDE_OFF")
+        row = layout.row(align=True)
+        if active:
+            row.operator(ops.SKETCH_ANIMATOR_OT_cancel.bl_idname, icon="CANCEL")
+        elif status is not None and status.state in (jobclient.CANCELLED, jobclient.STOPPED):
+            row.operator(ops.SKETCH_ANIMATOR_OT_resume.bl_idname, icon="FILE_REFRESH")
+        sub = row.row(align=True)
+        sub.enabled = status is not None and status.state == jobclient.DONE
+        sub.operator(ops.SKETCH_ANIMATOR_OT_apply.bl_idname, icon="CHECKMARK")
+        draw_status(layout, settings, status)
+
+
+def draw_advanced(layout: Any, settings: Any) -> None:
+    header, body = layout.panel("sketch_animator_advanced", default_closed=True) if hasattr(layout, "panel") else (layout, None)
+    if body is None and header is layout:  # Blender without layout panels: a toggle instead
+        layout.prop(settings, "show_advanced", toggle=True)
+        body = layout.box() if settings.show_advanced else None
+    else:
+        header.label(text="Advanced")
+    if body is None:
+        return
+    body.prop(settings, "custom_steps")
+    col = body.column(align=True)
+    col.enabled = settings.custom_steps
+    col.prop(settings, "appearance_steps")
+    col.prop(settings, "motion_steps")
+    col.prop(settings, "distillation_steps")
+    for name in ("resolution", "guidance", "learning_rate", "init", "video_fit", "video_start", "video_end",
+                 "tolerance_px", "margin", "checkpoint_every", "preview_rigidity"):  # fmt: skip
+        body.prop(settings, name)
+
+
+def draw_status(layout: Any, settings: Any, status: jobclient.JobStatus | None) -> None:
+    if status is not None and status.state != jobclient.NEW:
+        if hasattr(layout, "progress"):
+            layout.progress(factor=status.fraction, type="BAR", text=status.summary())
+        else:
+            layout.label(text=status.summary())
+        for warning in status.warnings[-2:]:
+            layout.label(text=warning, icon="INFO")
+    if settings.last_error:
+        box = layout.box()
+        box.label(text=settings.last_error, icon="ERROR")
+        if settings.job_dir:
+            box.operator(ops.SKETCH_ANIMATOR_OT_open_log.bl_idname, icon="TEXT")
+
+
+CLASSES = (VIEW3D_PT_sketch_animator,)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

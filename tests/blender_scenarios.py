@@ -1,0 +1,587 @@
+"""Scenarios that run inside headless Blender (the bpy wheel), driven by test_blender_extension.py.
+
+    <bpy venv python> tests/blender_scenarios.py SCENARIO '{"user_dir": ..., ...}'
+
+Each scenario works on the *installed* extension (the zip built by tools/build_extension.py,
+installed into an isolated user folder by the `install` scenario) and prints one line
+`RESULT: {json}` with what it measured; the pytest side asserts on it. Blender 4.5 hangs at
+exit when an operator class or timer is left registered, so the script ends with os._exit.
+"""
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+SCENARIO, ARGS = sys.argv[1], json.loads(sys.argv[2])
+os.environ["BLENDER_USER_RESOURCES"] = ARGS["user_dir"]  # before importing bpy
+
+import bpy  # noqa: E402  (addon_utils exists once bpy is imported)
+import addon_utils  # noqa: E402
+import numpy as np  # noqa: E402
+
+MOD = "bl_ext.user_default.sketch_animator"
+
+
+def ext(name: str):
+    return importlib.import_module(f"{MOD}.{name}")
+
+
+def enable() -> None:
+    addon_utils.enable(MOD, default_set=True)
+    assert MOD in bpy.context.preferences.addons, "the extension did not enable"
+
+
+def set_preferences(**values) -> None:
+    prefs = bpy.context.preferences.addons[MOD].preferences
+    for key, value in values.items():
+        setattr(prefs, key, value)
+
+
+# --------------------------------------------------------------------------- scene building
+def set_attr(drawing, name, values, data_type, domain, key):
+    attr = drawing.attributes.get(name) or drawing.attributes.new(name, data_type, domain)
+    attr.data.foreach_set(key, np.asarray(values).ravel())
+
+
+def make_gp_object(name="Sketch", transformed=True, strokes=("bezier", "poly", "bezier"), frame=1):
+    """A GP object (on a rotated, scaled, parented empty when `transformed`) with known strokes."""
+    gp = ext("operators.gp_io")
+    data = gp.gp_datablocks().new(name)
+    ob = bpy.data.objects.new(name, data)
+    bpy.context.scene.collection.objects.link(ob)
+    layer = data.layers.new("Lines", set_active=True)
+    material = bpy.data.materials.new(name + " ink")
+    bpy.data.materials.create_gpencil_data(material)
+    material.grease_pencil.color = (0.2, 0.1, 0.05, 1.0)
+    data.materials.append(material)
+    second = bpy.data.materials.new(name + " red")
+    bpy.data.materials.create_gpencil_data(second)
+    second.grease_pencil.color = (0.8, 0.0, 0.0, 1.0)
+    data.materials.append(second)
+    drawing = layer.frames.new(frame).drawing
+    rng = np.random.default_rng(3)
+    sizes, pos, hl, hr, types = [], [], [], [], []
+    for i, kind in enumerate(strokes):
+        if kind == "bezier":
+            k = 3
+            p = np.c_[np.linspace(-1, 1, k) + 0.1 * i, rng.uniform(-0.05, 0.05, k), 0.4 * i + rng.uniform(-0.2, 0.2, k)]
+            sizes.append(k), pos.append(p), hl.append(p + [-0.2, 0.0, 0.15]), hr.append(p + [0.25, 0.0, -0.1]), types.append(2)
+        else:
+            t = np.linspace(0, np.pi, 60)
+            p = np.c_[t / 2 - 0.8, np.zeros(60), 0.5 * np.sin(t) - 1.0 + 0.002 * rng.standard_normal(60)]
+            sizes.append(60), pos.append(p), hl.append(p), hr.append(p), types.append(1)
+    drawing.add_strokes(sizes)
+    n = sum(sizes)
+    for name_, values in (("position", np.concatenate(pos)), ("handle_left", np.concatenate(hl)), ("handle_right", np.concatenate(hr))):
+        set_attr(drawing, name_, values.astype(np.float32), "FLOAT_VECTOR", "POINT", "vector")
+    set_attr(drawing, "curve_type", np.array(types, np.int32), "INT8", "CURVE", "value")
+    set_attr(drawing, "radius", np.linspace(0.01, 0.03, n).astype(np.float32), "FLOAT", "POINT", "value")
+    set_attr(drawing, "opacity", np.linspace(1.0, 0.5, n).astype(np.float32), "FLOAT", "POINT", "value")
+    colors = np.zeros((n, 4), np.float32)
+    colors[:, 1], colors[:, 3] = 0.5, np.linspace(0, 1, n)
+    set_attr(drawing, "vertex_color", colors, "FLOAT_COLOR", "POINT", "color")
+    set_attr(drawing, "material_index", np.arange(len(sizes)) % 2, "INT", "CURVE", "value")
+    drawing.tag_positions_changed()
+    if transformed:
+        parent = bpy.data.objects.new(name + " rig", None)
+        bpy.context.scene.collection.objects.link(parent)
+        parent.location, parent.rotation_euler, parent.scale = (1.0, -2.0, 0.5), (0.3, 0.2, 1.1), (1.5, 1.5, 1.5)
+        ob.parent = parent
+        ob.location, ob.rotation_euler, ob.scale = (0.5, 3.0, -1.0), (0.4, -0.7, 0.25), (1.3, 0.8, 2.1)
+        layer.translation, layer.rotation, layer.scale = (0.1, 0.2, -0.3), (0.0, 0.3, 0.0), (1.0, 1.2, 0.9)
+    bpy.context.view_layer.update()
+    bpy.context.view_layer.objects.active = ob
+    ob.select_set(True)
+    ob.sketch_animator.layer = "Lines"
+    return ob
+
+
+def read_layer(ob, layer):
+    gp = ext("operators.gp_io")
+    out = {}
+    for frame in layer.frames:
+        arrays = gp.read_drawing_arrays(frame.drawing)
+        out[frame.frame_number] = {k: (None if v is None else np.array(v)) for k, v in arrays.items()}
+    return out
+
+
+def world(ob, layer, points):
+    gp = ext("operators.gp_io")
+    m = gp.layer_matrix_world(ob, layer)
+    return np.asarray(points, np.float64) @ m[:3, :3].T + m[:3, 3]
+
+
+def static_result(sketch, frames=3, shift_px=0.0):
+    """A Sketch dict 'animated' by copies of itself (the GP → Sketch → GP round trip), optionally shifted."""
+    flat = np.concatenate([np.asarray(p["points"], np.float64) for p in sketch["paths"]])
+    stack = np.stack([flat + [shift_px * f, 0.0] for f in range(frames)])
+    return {**sketch, "frames": stack.tolist()}
+
+
+def bezier_samples(ctrl, n=64):
+    ctrl = np.asarray(ctrl, np.float64)
+    k = (len(ctrl) - 1) // 3
+    t = np.linspace(0, 1, n)[:, None]
+    pts = []
+    for s in range(k):
+        p0, p1, p2, p3 = ctrl[3 * s : 3 * s + 4]
+        pts.append((1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t * t * p2 + t**3 * p3)
+    return np.concatenate(pts)
+
+
+# --------------------------------------------------------------------------- scenarios
+def scenario_install():
+    """Install the zip into the empty user folder, enable, check registration, disable, enable again."""
+    result = bpy.ops.extensions.package_install_files(filepath=ARGS["zip"], repo="user_default", enable_on_install=True)
+    ops_after_install = sorted(dir(bpy.ops.sketch_animator))
+    registered = {
+        "panel": hasattr(bpy.types, "VIEW3D_PT_sketch_animator"),
+        "object_settings": hasattr(bpy.types.Object, "sketch_animator"),
+        "preferences": MOD in bpy.context.preferences.addons and bpy.context.preferences.addons[MOD].preferences is not None,
+        "import_menu": any(getattr(f, "__name__", "") == "import_menu" for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()),
+        "load_handler": any(getattr(f, "__name__", "") == "reattach_after_load" for f in bpy.app.handlers.load_post),
+    }
+    imported_torch = "torch" in sys.modules
+    addon_utils.disable(MOD, default_set=True)
+    after_disable = {
+        "ops": sorted(dir(bpy.ops.sketch_animator)),
+        "panel": hasattr(bpy.types, "VIEW3D_PT_sketch_animator"),
+        "object_settings": hasattr(bpy.types.Object, "sketch_animator"),
+        "load_handler": any(getattr(f, "__name__", "") == "reattach_after_load" for f in bpy.app.handlers.load_post),
+    }
+    enable()
+    return {
+        "result": sorted(result),
+        "installed_at": os.path.relpath(os.path.dirname(sys.modules[MOD].__file__), ARGS["user_dir"]),
+        "ops": ops_after_install,
+        "registered": registered,
+        "after_disable": after_disable,
+        "ops_after_reenable": sorted(dir(bpy.ops.sketch_animator)),
+        "torch_imported": imported_torch,
+        "version": list(bpy.app.version),
+    }
+
+
+def scenario_roundtrip():
+    """GP → Sketch → GP on a transformed, parented object: where do the strokes land?"""
+    enable()
+    gp = ext("operators.gp_io")
+    gg = ext("operators.gp_geometry")
+    ob = make_gp_object()
+    source = ob.data.layers["Lines"]
+    before = read_layer(ob, source)[1]
+    tolerance = 0.5
+    sketch = gp.sketch_from_layer(ob, "Lines", 1, canvas=256, margin=0.1, tolerance_px=tolerance)
+    layer = gp.apply_animation(ob, static_result(sketch, frames=3), start_frame=5)
+    after = read_layer(ob, layer)
+    offsets = before["offsets"]
+    src_world = world(ob, source, before["position"])
+    src_hl, src_hr = world(ob, source, before["handle_left"]), world(ob, source, before["handle_right"])
+    mapping = gg.CanvasMapping.from_dict(sketch["metadata"]["blender_mapping"])
+    bezier_err, poly_err_px, frames_equal = 0.0, 0.0, True
+    for f in (5, 6, 7):
+        a = after[f]
+        frames_equal &= bool(np.array_equal(a["position"], after[5]["position"]))
+        new_world = world(ob, layer, a["position"])
+        new_hl, new_hr = world(ob, layer, a["handle_left"]), world(ob, layer, a["handle_right"])
+        for s, ctype in enumerate(before["curve_type"]):
+            sa, sb = offsets[s], offsets[s + 1]
+            na, nb = a["offsets"][s], a["offsets"][s + 1]
+            if ctype == 2:
+                bezier_err = max(bezier_err, float(np.abs(new_world[na:nb] - src_world[sa:sb]).max()))
+                # inner handles are drawn; outer ones (left of the first, right of the last knot) are not
+                bezier_err = max(bezier_err, float(np.abs(new_hr[na : nb - 1] - src_hr[sa : sb - 1]).max()))
+                bezier_err = max(bezier_err, float(np.abs(new_hl[na + 1 : nb] - src_hl[sa + 1 : sb]).max()))
+            else:
+                local = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_world[na:nb], np.ones(nb - na)].T).T[:, :3]
+                local_l = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_hl[na:nb], np.ones(nb - na)].T).T[:, :3]
+                local_r = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_hr[na:nb], np.ones(nb - na)].T).T[:, :3]
+                ctrl = ext("operators.gp_geometry")._interleave_bezier(local, local_l, local_r, False)
+                curve = bezier_samples(gg.local_to_canvas(ctrl, mapping), 400)
+                pts = gg.local_to_canvas(before["position"][sa:sb].astype(np.float64), mapping)
+                d = np.sqrt(((pts[:, None, :] - curve[None, :, :]) ** 2).sum(-1)).min(1)
+                poly_err_px = max(poly_err_px, float(d.max()))
+    unchanged = read_layer(ob, source)[1]
+    same_source = all(
+        (before[k] is None and unchanged[k] is None) or np.array_equal(before[k], unchanged[k]) for k in before
+    )
+    first = after[5]
+    return {
+        "bezier_max_error": bezier_err,
+        "poly_max_error_px": poly_err_px,
+        "tolerance_px": tolerance,
+        "keyframes": sorted(after),
+        "strokes_per_frame": [len(after[f]["offsets"]) - 1 for f in sorted(after)],
+        "curve_types": sorted(set(int(c) for c in first["curve_type"])),
+        "material_index": first["material_index"].tolist(),
+        "source_material_index": before["material_index"].tolist(),
+        "bezier_radius_error": float(np.abs(first["radius"][: 3] - before["radius"][:3]).max()),
+        "bezier_opacity_error": float(np.abs(first["opacity"][:3] - before["opacity"][:3]).max()),
+        "bezier_color_error": float(np.abs(first["vertex_color"][:3] - before["vertex_color"][:3]).max()),
+        "frames_equal": frames_equal,
+        "source_hidden": bool(source.hide),
+        "source_unchanged": bool(same_source),
+        "layer_name": layer.name,
+        "frame_range": [bpy.context.scene.frame_start, bpy.context.scene.frame_end],
+    }
+
+
+def scenario_apply_twice():
+    """Applying again replaces the animated layer; a moved result moves; bulk write matches the plan."""
+    enable()
+    gp = ext("operators.gp_io")
+    ob = make_gp_object(transformed=False)
+    bpy.context.scene.frame_end = 3
+    sketch = gp.sketch_from_layer(ob, "Lines", 1)
+    gp.apply_animation(ob, static_result(sketch, frames=4), start_frame=1)
+    layer = gp.apply_animation(ob, static_result(sketch, frames=6, shift_px=10.0), start_frame=2)
+    names = [l.name for l in ob.data.layers]
+    frames = read_layer(ob, layer)
+    dx = [float(np.mean(frames[f]["position"][:, 0] - frames[2]["position"][:, 0])) for f in sorted(frames)]
+    scale = sketch["metadata"]["blender_mapping"]["scale"]
+    return {
+        "layers": names,
+        "keyframes": sorted(frames),
+        "mean_dx_units": dx,
+        "expected_dx_per_frame": 10.0 / scale,
+        "frame_range": [bpy.context.scene.frame_start, bpy.context.scene.frame_end],
+    }
+
+
+def scenario_bad_inputs():
+    """Every refusal is one line, through the operators, and the strokes stay as they were."""
+    enable()
+    jobs = ext("operators.jobs")
+    messages = {}
+    ob = make_gp_object(transformed=False)
+    before = read_layer(ob, ob.data.layers["Lines"])
+
+    def run(op, key):
+        with bpy.context.temp_override(object=bpy.context.view_layer.objects.active, active_object=bpy.context.view_layer.objects.active):
+            try:
+                op()
+            except RuntimeError as exc:  # an operator that reports ERROR raises in background mode
+                messages[key] = str(exc).strip().splitlines()[-1]
+                return
+        messages[key] = bpy.context.view_layer.objects.active.sketch_animator.last_error or "(no error)"
+
+    settings = ob.sketch_animator
+    settings.video = ARGS["video"]
+    run(bpy.ops.sketch_animator.animate, "no_engine_python")
+    set_preferences(engine_python=ARGS["engine_python"], model=ARGS["model"], cache_dir=ARGS["cache_dir"])
+    settings.video = "/nonexistent/video.mp4"
+    run(bpy.ops.sketch_animator.animate, "missing_video")
+    settings.video = ARGS["video"]
+    settings.layer = "Nope"
+    run(bpy.ops.sketch_animator.animate, "missing_layer")
+    settings.layer = "Lines"
+    empty = ob.data.layers.new("Empty")
+    empty.frames.new(1)
+    settings.layer = "Empty"
+    run(bpy.ops.sketch_animator.animate, "empty_layer")
+    settings.layer = "Lines"
+
+    many = ob.data.layers.new("Many")
+    drawing = many.frames.new(1).drawing
+    drawing.add_strokes([2] * 2500)
+    set_attr(drawing, "position", np.random.default_rng(0).uniform(-1, 1, (5000, 3)).astype(np.float32), "FLOAT_VECTOR", "POINT", "vector")
+    settings.layer = "Many"
+    run(bpy.ops.sketch_animator.animate, "thousands_of_strokes")
+    settings.layer = "Lines"
+
+    mesh = bpy.data.objects.new("Mesh", bpy.data.meshes.new("Mesh"))
+    bpy.context.scene.collection.objects.link(mesh)
+    bpy.context.view_layer.objects.active = mesh
+    messages["not_grease_pencil_poll"] = bpy.ops.sketch_animator.animate.poll()
+    bpy.context.view_layer.objects.active = ob
+
+    # applying a result made from 3 strokes after a stroke was added: refused, nothing changed
+    gp = ext("operators.gp_io")
+    sketch = gp.sketch_from_layer(ob, "Lines", 1)
+    ob.data.layers["Lines"].frames[0].drawing.add_strokes([2])
+    try:
+        gp.apply_animation(ob, static_result(sketch), 1)
+        messages["stroke_count_changed"] = "(applied)"
+    except gp.GreasePencilInputError as exc:
+        messages["stroke_count_changed"] = str(exc)
+    ob.data.layers["Lines"].frames[0].drawing.remove_strokes(indices=[3])
+
+    after = read_layer(ob, ob.data.layers["Lines"])
+    unchanged = all(np.array_equal(before[1][k], after[1][k]) for k in before[1] if before[1][k] is not None)
+    # the engine refusing a video it cannot decode: the error event reaches the panel, the log stays
+    bad_video = os.path.join(ARGS["cache_dir"], "broken.mp4")
+    with open(bad_video, "wb") as handle:
+        handle.write(b"\x00not a video\x00" * 100)
+    settings.video = bad_video
+    settings.custom_steps = True
+    settings.appearance_steps = settings.motion_steps = settings.distillation_steps = 1
+    run(bpy.ops.sketch_animator.animate, "broken_video_start")
+    job = jobs.tracked(settings.job_dir)
+    deadline = time.monotonic() + 300
+    while job.watcher.poll().is_active and time.monotonic() < deadline:
+        jobs.poll_jobs()
+        time.sleep(0.2)
+    jobs.poll_jobs()
+    messages["broken_video"] = settings.last_error
+    return {
+        "messages": messages,
+        "source_unchanged": bool(unchanged),
+        "layers": [l.name for l in ob.data.layers],
+        "broken_state": job.watcher.status.state,
+        "log_kept": os.path.isfile(os.path.join(settings.job_dir, "engine.log")),
+        "job_dir_in_cache": settings.job_dir.startswith(ARGS["cache_dir"]),
+    }
+
+
+def scenario_svg_import():
+    enable()
+    before = set(bpy.data.objects.keys())
+    result = bpy.ops.sketch_animator.import_svg(filepath=ARGS["svg"])
+    new = [bpy.data.objects[name] for name in set(bpy.data.objects.keys()) - before]
+    ob = new[0]
+    drawing = ob.data.layers["Lines"].frames[0].drawing
+    broken = os.path.join(ARGS["cache_dir"], "broken.svg")
+    with open(broken, "w") as handle:
+        handle.write("<svg><path d='M 0 0 L")
+    try:
+        bpy.ops.sketch_animator.import_svg(filepath=broken)
+        error = "(imported)"
+    except RuntimeError as exc:
+        error = str(exc).strip().splitlines()[-1]
+    return {
+        "result": sorted(result),
+        "objects": len(new),
+        "type": ob.type,
+        "strokes": drawing.attributes.domain_size("CURVE"),
+        "curve_types": sorted(set(s.curve_type for s in drawing.strokes)),
+        "active": bpy.context.view_layer.objects.active == ob,
+        "broken_error": error,
+        "objects_after_broken": len(bpy.data.objects) - len(before),
+    }
+
+
+def drive(jobs, settings, timeout_s=600):
+    """Call the poller like Blender's timer would, until the job is no longer active."""
+    deadline = time.monotonic() + timeout_s
+    job = jobs.tracked(settings.job_dir)
+    while time.monotonic() < deadline:
+        jobs.poll_jobs()
+        if not job.watcher.status.is_active:
+            break
+        time.sleep(0.2)
+    return job.watcher.status
+
+
+def prepare_job_object(frames=4, steps=(2, 2, 3), transformed=True):
+    set_preferences(engine_python=ARGS["engine_python"], model=ARGS["model"], cache_dir=ARGS["cache_dir"], device="cpu")
+    ob = make_gp_object(transformed=transformed)
+    settings = ob.sketch_animator
+    settings.video = ARGS["video"]
+    settings.subject_prompt, settings.motion_prompt = "A doodle.", "A doodle moves right."
+    settings.num_frames, settings.start_frame = frames, 10
+    settings.custom_steps = True
+    settings.appearance_steps, settings.motion_steps, settings.distillation_steps = steps
+    settings.resolution = 64
+    settings.checkpoint_every = 1
+    return ob
+
+
+def scenario_end_to_end():
+    """Animate → engine subprocess → poll → Apply → save → reopen, with the tiny model."""
+    enable()
+    jobs = ext("operators.jobs")
+    bpy.ops.wm.save_as_mainfile(filepath=ARGS["blend"])
+    ob = prepare_job_object(frames=4, steps=(2, 2, 3))
+    source_before = read_layer(ob, ob.data.layers["Lines"])
+    t0 = time.monotonic()
+    started = bpy.ops.sketch_animator.animate()
+    settings = ob.sketch_animator
+    status = drive(jobs, settings)
+    elapsed = time.monotonic() - t0
+    summary = status.summary()
+    applied = bpy.ops.sketch_animator.apply()
+    layer = ob.data.layers["Lines animated"]
+    frames = read_layer(ob, layer)
+    result = json.load(open(os.path.join(settings.job_dir, "result", "result.json")))
+    gg = ext("operators.gp_geometry")
+    plans = gg.plan_keyframes(result)
+    position_err = max(float(np.abs(frames[10 + p.frame_index]["position"] - p.positions).max()) for p in plans)
+    handle_err = max(float(np.abs(frames[10 + p.frame_index]["handle_right"] - p.handle_right).max()) for p in plans)
+    source_after = read_layer(ob, ob.data.layers["Lines"])
+    source_same = all(np.array_equal(source_before[1][k], source_after[1][k]) for k in source_before[1] if source_before[1][k] is not None)
+    events = [json.loads(line)["kind"] for line in open(os.path.join(settings.job_dir, "events.jsonl"))]
+    source_hidden = bool(ob.data.layers["Lines"].hide)
+    bpy.ops.wm.save_mainfile()
+    job_dir = settings.job_dir
+    bpy.ops.wm.open_mainfile(filepath=ARGS["blend"])
+    ob2 = bpy.data.objects["Sketch"]
+    reopened = read_layer(ob2, ob2.data.layers["Lines animated"])
+    status2 = jobs.status_of(ob2)
+    return {
+        "started": sorted(started),
+        "applied": sorted(applied),
+        "state": status.state,
+        "summary": summary,
+        "error": status.error,
+        "seconds": elapsed,
+        "keyframes": sorted(frames),
+        "strokes_per_frame": [len(frames[f]["offsets"]) - 1 for f in sorted(frames)],
+        "source_strokes": len(source_before[1]["offsets"]) - 1,
+        "result_frames": len(result["frames"]),
+        "position_error": position_err,
+        "handle_error": handle_err,
+        "source_unchanged": bool(source_same),
+        "source_hidden": source_hidden,
+        "events": sorted(set(events)),
+        "job_dir_next_to_blend": job_dir.startswith(os.path.dirname(ARGS["blend"])),
+        "reopened_keyframes": sorted(reopened),
+        "reopened_equal": all(np.array_equal(reopened[f]["position"], frames[f]["position"]) for f in frames),
+        "reattached_state": None if status2 is None else status2.state,
+        "log": os.path.isfile(os.path.join(job_dir, "engine.log")),
+    }
+
+
+def scenario_cancel_resume():
+    """Cancel a running job, reload the .blend (a new session: nothing kept in memory), find the job
+    again, resume it, and check that stage 3 continued from its checkpoint."""
+    enable()
+    jobs = ext("operators.jobs")
+    bpy.ops.wm.save_as_mainfile(filepath=ARGS["blend"])
+    ob = prepare_job_object(frames=4, steps=(2, 2, 120), transformed=False)
+    settings = ob.sketch_animator
+    bpy.ops.sketch_animator.animate()
+    job = jobs.tracked(settings.job_dir)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # until stage 3 has made a few steps (and checkpoints)
+        status = job.watcher.poll()
+        if status.stage == "distillation" and status.step >= 3 or not status.is_active:
+            break
+        time.sleep(0.2)
+    running_summary = status.summary()
+    step_at_cancel = status.step
+    fraction_at_cancel = status.fraction
+    cancelled = bpy.ops.sketch_animator.cancel()
+    status = drive(jobs, settings, timeout_s=120)
+    state_after_cancel, summary_after_cancel = status.state, status.summary()
+    bpy.ops.wm.save_mainfile()
+    jobs.JOBS.clear()  # what a Blender restart forgets
+    bpy.ops.wm.open_mainfile(filepath=ARGS["blend"])
+    ob = bpy.data.objects["Sketch"]
+    bpy.context.view_layer.objects.active = ob
+    reattached = jobs.status_of(ob).state
+    settings = ob.sketch_animator
+    settings.distillation_steps = 120  # unchanged settings: the job folder keeps its own
+    resumed = bpy.ops.sketch_animator.resume()
+    # reattach while running: forget the process handle, as a restarted Blender would
+    time.sleep(1.0)
+    jobs.JOBS.clear()
+    status = jobs.tracked(settings.job_dir).watcher.poll()
+    state_while_running = status.state
+    status = drive(jobs, settings, timeout_s=900)
+    starts = [json.loads(line) for line in open(os.path.join(settings.job_dir, "events.jsonl"))]
+    distillation_starts = [e.get("initial", 0) for e in starts if e["kind"] == "stage_start" and e["stage"] == "distillation"]
+    return {
+        "running_summary": running_summary,
+        "fraction_at_cancel": fraction_at_cancel,
+        "step_at_cancel": step_at_cancel,
+        "cancelled": sorted(cancelled),
+        "state_after_cancel": state_after_cancel,
+        "summary_after_cancel": summary_after_cancel,
+        "reattached_after_reload": reattached,
+        "resumed": sorted(resumed),
+        "state_while_running_after_forgetting": state_while_running,
+        "final_state": status.state,
+        "final_error": status.error,
+        "distillation_stage_starts": distillation_starts,
+    }
+
+
+def scenario_preview_motion():
+    """The Preview motion button: optical-flow job, then applied like a full result."""
+    enable()
+    jobs = ext("operators.jobs")
+    ob = prepare_job_object(frames=6, transformed=True)
+    ob.sketch_animator.resolution = 128
+    started = bpy.ops.sketch_animator.preview_motion()
+    status = drive(jobs, ob.sketch_animator, timeout_s=300)
+    applied = bpy.ops.sketch_animator.apply()
+    layer = ob.data.layers["Lines animated"]
+    frames = read_layer(ob, layer)
+    keys = sorted(frames)
+    first_world = world(ob, layer, frames[keys[0]]["position"])
+    last_world = world(ob, layer, frames[keys[-1]]["position"])
+    result = json.load(open(os.path.join(ob.sketch_animator.job_dir, "result", "result.json")))
+    return {
+        "started": sorted(started),
+        "state": status.state,
+        "error": status.error,
+        "applied": sorted(applied),
+        "keyframes": keys,
+        "strokes_per_frame": [len(frames[f]["offsets"]) - 1 for f in keys],
+        "moved_world_units": float(np.linalg.norm(last_world - first_world, axis=1).mean()),
+        "result_kind": (result.get("metadata") or {}).get("kind"),
+    }
+
+
+def scenario_object_renamed_and_deleted():
+    """Renaming the object while its job runs keeps the job with it; deleting it leaves the result on disk."""
+    enable()
+    jobs = ext("operators.jobs")
+    ob = prepare_job_object(frames=4, transformed=False)
+    bpy.ops.sketch_animator.preview_motion()
+    ob.name = "Renamed"
+    status = drive(jobs, ob.sketch_animator, timeout_s=300)
+    owner = jobs.owner_of(str(jobs.tracked(ob.sketch_animator.job_dir).watcher.job_dir))
+    applied = bpy.ops.sketch_animator.apply()
+    # a second object, deleted while its job runs: polling carries on, nothing raises
+    other = prepare_job_object(frames=4, transformed=False)
+    bpy.context.view_layer.objects.active = other
+    bpy.ops.sketch_animator.preview_motion()
+    job_dir = other.sketch_animator.job_dir
+    bpy.data.objects.remove(other)
+    deadline = time.monotonic() + 300
+    job = jobs.tracked(job_dir)
+    while job.watcher.status.is_active and time.monotonic() < deadline:
+        jobs.poll_jobs()
+        time.sleep(0.2)
+    return {
+        "state": status.state,
+        "owner": None if owner is None else owner.name,
+        "applied": sorted(applied),
+        "deleted_owner_state": job.watcher.status.state,
+        "deleted_result_kept": os.path.isfile(os.path.join(job_dir, "result", "result.json")),
+    }
+
+
+def scenario_check_engine():
+    """The preferences' Check button on a Python without the engine's packages, and on a working one."""
+    enable()
+    ops = ext("operators.ops")
+    out = {}
+    for key, python in (("bare", sys.executable), ("engine", ARGS["engine_python"])):
+        set_preferences(engine_python=python)
+        try:
+            bpy.ops.sketch_animator.check_engine()
+        except RuntimeError:
+            pass
+        out[key] = ops.ENVIRONMENT_REPORT.get("summary")
+    return out
+
+
+def main() -> None:
+    try:
+        result = globals()[f"scenario_{SCENARIO}"]()
+        print("RESULT: " + json.dumps(result), flush=True)
+        code = 0
+    except BaseException:  # noqa: BLE001 - report everything to the pytest side
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+main()
