@@ -21,7 +21,7 @@ MIN_PYTHON = (3, 10)
 # Run by the candidate interpreter: Python version, each requirement's installed version and
 # whether it satisfies the specifier, and what torch can run on. Prints one JSON object.
 _CHECK_SCRIPT = r"""
-import json, sys
+import json, re, sys
 from importlib import metadata
 try:
     from packaging.requirements import Requirement
@@ -32,7 +32,7 @@ except ImportError:
         Requirement = None
 report = {"python": list(sys.version_info[:3]), "executable": sys.executable, "packages": {}, "problems": []}
 for line in json.loads(sys.argv[1]):
-    name, spec = line, ""
+    name, spec = re.match(r"[A-Za-z0-9_.-]+", line).group(0), ""
     if Requirement is not None:
         req = Requirement(line); name, spec = req.name, req.specifier
     try:
