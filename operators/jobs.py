@@ -18,7 +18,7 @@ from typing import Any
 import bpy
 from bpy.app.handlers import persistent
 
-from ..engine import jobclient
+from ..engine import environment, jobclient
 from ..engine.errors import SketchAnimatorError
 from ..engine.jobfolder import JobError, JobSpec, read_result_dict, write_job_files
 from . import gp_io
@@ -100,6 +100,7 @@ def check_inputs(settings: Any, prefs: Preferences, method: str) -> None:
         raise UserError("no engine Python is set: open Preferences → Add-ons → Sketch Animator and set or create one")
     if not Path(prefs.engine_python).is_file():
         raise UserError(f"the engine Python {prefs.engine_python} does not exist: fix it in the add-on preferences")
+    check_engine_packages(prefs.engine_python)
     if not settings.video:
         raise UserError("no reference video: choose one in the Animate panel")
     video = Path(bpy.path.abspath(settings.video))
@@ -109,6 +110,19 @@ def check_inputs(settings: Any, prefs: Preferences, method: str) -> None:
         raise UserError(f"{video.name} is not a video this add-on reads ({', '.join(VIDEO_SUFFIXES)}, or a folder of frames)")
     if method == "diffusion" and not (settings.subject_prompt.strip() and settings.motion_prompt.strip()):
         raise UserError("the subject and motion prompts are empty: describe the sketch ('A horse.') and its motion ('A horse is galloping.')")
+
+
+CHECKED_PYTHONS: set[str] = set()  # engine Pythons found complete in this session
+
+
+def check_engine_packages(python: str) -> None:
+    """Refuse an engine Python that lacks the engine's packages (a fraction of a second: no torch import)."""
+    if python in CHECKED_PYTHONS:
+        return
+    report = environment.check_engine_python(python, probe_torch=False)
+    if not report.ok:
+        raise UserError(report.summary())
+    CHECKED_PYTHONS.add(python)
 
 
 def start_animation(ob: Any, context: Any, method: str = "diffusion") -> TrackedJob:

@@ -21,7 +21,8 @@ PREFIX = "sketch_animator"
 
 # Long preference tasks (environment, model download) running in the background, by name.
 BACKGROUND: dict[str, jobclient.BackgroundCommand] = {}
-ENVIRONMENT_REPORT: dict[str, str] = {}  # "summary" of the last check, shown in the preferences
+ENVIRONMENT_REPORT: dict[str, str] = {}
+OFFLINE = "online access is off: allow it in Preferences → System → Network, then try again"  # "summary" of the last check, shown in the preferences
 
 
 def _active_gp(context: Any) -> Any:
@@ -193,7 +194,7 @@ class SKETCH_ANIMATOR_OT_create_engine(bpy.types.Operator):
 
     def execute(self, context: Any) -> set[str]:
         if not bpy.app.online_access:
-            return _fail(self, None, "online access is off: allow it in Preferences → System → Network, then try again")
+            return _fail(self, None, OFFLINE)
         folder = user_folder("engine-env")
         task = _start_background("environment", environment.setup_command(folder), folder.parent / "engine-env.log")
         if task is None:
@@ -213,7 +214,7 @@ class SKETCH_ANIMATOR_OT_download_model(bpy.types.Operator):
     def execute(self, context: Any) -> set[str]:
         prefs = preferences(context)
         if not bpy.app.online_access:
-            return _fail(self, None, "online access is off: allow it in Preferences → System → Network, then try again")
+            return _fail(self, None, OFFLINE)
         if Path(prefs.model).exists():
             return _fail(self, None, f"{prefs.model} is a folder: there is nothing to download")
         if not prefs.engine_python or not Path(prefs.engine_python).is_file():

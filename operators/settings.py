@@ -38,7 +38,6 @@ class SketchAnimatorSettings(bpy.types.PropertyGroup):
     quality: EnumProperty(name="Quality", items=QUALITY_WITH_DEFAULT, default="DEFAULT")
     seed: IntProperty(name="Seed", description="Random seed: the same seed and settings give the same animation", default=0, min=0)
 
-    show_advanced: BoolProperty(name="Advanced", default=False)
     custom_steps: BoolProperty(name="Custom steps", description="Set the steps of each stage instead of the preset's", default=False)
     appearance_steps: IntProperty(name="Appearance", default=300, min=1)
     motion_steps: IntProperty(name="Motion", default=300, min=1)

@@ -61,11 +61,4 @@ def _task_line(name: str, label: str) -> str | None:
 CLASSES = (SketchAnimatorPreferences,)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

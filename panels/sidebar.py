@@ -58,12 +58,9 @@ class VIEW3D_PT_sketch_animator(bpy.types.Panel):
 
 
 def draw_advanced(layout: Any, settings: Any) -> None:
-    header, body = layout.panel("sketch_animator_advanced", default_closed=True) if hasattr(layout, "panel") else (layout, None)
-    if body is None and header is layout:  # Blender without layout panels: a toggle instead
-        layout.prop(settings, "show_advanced", toggle=True)
-        body = layout.box() if settings.show_advanced else None
-    else:
-        header.label(text="Advanced")
+    """The options most users never touch, in a collapsible sub-panel (closed by default)."""
+    header, body = layout.panel("sketch_animator_advanced", default_closed=True)
+    header.label(text="Advanced")
     if body is None:
         return
     body.prop(settings, "custom_steps")
@@ -79,10 +76,7 @@ def draw_advanced(layout: Any, settings: Any) -> None:
 
 def draw_status(layout: Any, settings: Any, status: jobclient.JobStatus | None) -> None:
     if status is not None and status.state != jobclient.NEW:
-        if hasattr(layout, "progress"):
-            layout.progress(factor=status.fraction, type="BAR", text=status.summary())
-        else:
-            layout.label(text=status.summary())
+        layout.progress(factor=status.fraction, type="BAR", text=status.summary())
         for warning in status.warnings[-2:]:
             layout.label(text=warning, icon="INFO")
     if settings.last_error:
@@ -95,11 +89,4 @@ def draw_status(layout: Any, settings: Any, status: jobclient.JobStatus | None) 
 CLASSES = (VIEW3D_PT_sketch_animator,)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

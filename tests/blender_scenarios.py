@@ -271,6 +271,8 @@ def scenario_bad_inputs():
     settings = ob.sketch_animator
     settings.video = ARGS["video"]
     run(bpy.ops.sketch_animator.animate, "no_engine_python")
+    set_preferences(engine_python=sys.executable)  # Blender's Python: no torch, no diffusers …
+    run(bpy.ops.sketch_animator.animate, "engine_python_missing_packages")
     set_preferences(engine_python=ARGS["engine_python"], model=ARGS["model"], cache_dir=ARGS["cache_dir"])
     settings.video = "/nonexistent/video.mp4"
     run(bpy.ops.sketch_animator.animate, "missing_video")

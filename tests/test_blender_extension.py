@@ -122,6 +122,7 @@ def test_bad_input_gives_one_line_messages_and_keeps_the_strokes(blender) -> Non
     r = blender.run("bad_inputs")
     m = r["messages"]
     assert "no engine Python is set" in m["no_engine_python"]
+    assert "torch is missing" in m["engine_python_missing_packages"] and "Create engine environment" in m["engine_python_missing_packages"]
     assert "does not exist" in m["missing_video"] and "/nonexistent/video.mp4" in m["missing_video"]
     assert "no layer named 'Nope'" in m["missing_layer"]
     assert "is empty at frame 1" in m["empty_layer"]
