@@ -570,6 +570,13 @@ def scenario_check_engine():
         except RuntimeError:
             pass
         out[key] = ops.ENVIRONMENT_REPORT.get("summary")
+    out["online_access"] = bpy.app.online_access
+    for key, op in (("download", bpy.ops.sketch_animator.download_model), ("create", bpy.ops.sketch_animator.create_engine)):
+        try:
+            op()
+            out[key] = "(started)"
+        except RuntimeError as exc:
+            out[key] = str(exc).strip().splitlines()[-1]
     return out
 
 

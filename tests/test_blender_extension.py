@@ -188,3 +188,6 @@ def test_check_button_reports_missing_packages(blender) -> None:
     r = blender.run("check_engine")
     assert "torch is missing" in r["bare"] and "diffusers is missing" in r["bare"] and "Create engine environment" in r["bare"]
     assert r["engine"].startswith("Python 3.") and "torch" in r["engine"] and "device" in r["engine"]
+    # headless Blender starts with online access off: the buttons that download say so and start nothing
+    assert r["online_access"] is False
+    assert "online access is off" in r["download"] and "online access is off" in r["create"]
