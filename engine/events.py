@@ -108,11 +108,17 @@ def read_events(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict[str
     return events, offset + end + 1
 
 
-def error_event(events: EventLog | None, exc: BaseException) -> dict[str, Any] | None:
-    """Record an exception as an "error" event: its first line and its class name."""
+def error_event(events: EventLog | None, exc: BaseException, where: str | None = None) -> dict[str, Any] | None:
+    """Record an exception as an "error" event: its first line and its class name.
+
+    `where` marks an unexpected error (not one of ours, whose message says what to do): the
+    message then names the exception class and where its traceback went.
+    """
     if events is None:
         return None
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if where is not None:
+        message = f"{type(exc).__name__}: {message} (the traceback is in {where})"
     return events.emit("error", message=message, type=type(exc).__name__)
 
 

@@ -68,15 +68,10 @@ def run_job(job_dir: str | os.PathLike, show_bar: bool | None = None) -> Path:
         error_event(events, exc)
         raise
     except Exception as exc:
-        events.emit("error", message=f"{type(exc).__name__}: {_first_line(exc)} (the traceback is in {LOG_FILE})", type=type(exc).__name__)
+        error_event(events, exc, where=LOG_FILE)
         raise
     events.emit("done", result=str(files.out_dir))
     return files.out_dir
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no message"
 
 
 def _run_preview(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog) -> ResultFiles:

@@ -155,3 +155,15 @@ def test_bar_only_when_asked_or_on_a_terminal(capsys) -> None:
     with Progress("motion", total=5) as progress:  # pytest's stderr is not a terminal
         progress.update(5)
     assert capsys.readouterr().err == ""
+
+
+def test_an_unexpected_error_names_its_class_and_where_the_traceback_is(tmp_path) -> None:
+    log = EventLog(tmp_path / "events.jsonl")
+    error_event(log, RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nsecond line"), where="engine.log")
+    error_event(log, ValueError(""))
+    events, _ = read_events(tmp_path / "events.jsonl")
+    assert [e["message"] for e in events] == [
+        "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB (the traceback is in engine.log)",
+        "ValueError",
+    ]
+    assert [e["type"] for e in events] == ["RuntimeError", "ValueError"]
