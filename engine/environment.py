@@ -108,7 +108,8 @@ def engine_requirements(pyproject: str | os.PathLike | None = None) -> list[str]
 
 
 def check_engine_python(python: str | os.PathLike, requirements: list[str] | None = None, probe_torch: bool = True, timeout_s: float = 120) -> EnvironmentReport:
-    """Ask `python` which of the engine's requirements it has (and, with probe_torch, its devices)."""
+    """Ask `python` which of the engine's requirements it has (and, with probe_torch, its devices),
+    in the same environment variables as a job gets, so the check sees what the job will see."""
     python = os.fspath(python)
     report = EnvironmentReport(python=python)
     if not python:
@@ -121,7 +122,7 @@ def check_engine_python(python: str | os.PathLike, requirements: list[str] | Non
     try:
         done = subprocess.run(
             [python, "-c", _CHECK_SCRIPT, json.dumps(requirements), "1" if probe_torch else "0"],
-            capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, env=_clean_env(),
+            capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, env=engine_environment(ROOT),
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
         report.problems.append(f"cannot run it ({exc})")
@@ -152,9 +153,14 @@ def venv_python(folder: str | os.PathLike) -> Path:
     return folder / "Scripts" / "python.exe" if os.name == "nt" else folder / "bin" / "python"
 
 
-def _clean_env() -> dict[str, str]:
-    """The environment without Blender's PYTHONHOME/PYTHONPATH, which would break another Python."""
+def engine_environment(engine_root: str | os.PathLike) -> dict[str, str]:
+    """The environment for another Python running the engine: `engine_root` (the folder that
+    holds `engine/`) first on PYTHONPATH, unbuffered output so its log is live, and without
+    Blender's PYTHONHOME/PYTHONSTARTUP, which would break another interpreter."""
     env = dict(os.environ)
-    for name in ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP"):
-        env.pop(name, None)
+    root = os.fspath(Path(engine_root).resolve())
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONHOME", None)
+    env.pop("PYTHONSTARTUP", None)
     return env

@@ -23,13 +23,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import SketchAnimatorError
+from .environment import engine_environment
 from .events import read_events
 from .files import atomic_write_text
 from .jobfolder import CANCEL_FILE, EVENTS_FILE, JOB_FILE, LOG_FILE, PROCESS_FILE, RESULT_DIR, is_result_complete
@@ -119,23 +119,10 @@ def engine_command(python: str | os.PathLike, job_dir: str | os.PathLike) -> lis
     return [os.fspath(python), "-m", "engine", "run", os.fspath(Path(job_dir).resolve())]
 
 
-def engine_environment(engine_root: str | os.PathLike, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for the engine process: `engine_root` (the folder that holds `engine/`) first
-    on PYTHONPATH, unbuffered output so the log is live, and no tqdm bars in the log file."""
-    env = dict(os.environ if base is None else base)
-    root = os.fspath(Path(engine_root).resolve())
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("PYTHONHOME", None)  # Blender sets its own; it would break another Python
-    env.pop("PYTHONSTARTUP", None)
-    return env
-
-
 def start_job(
     job_dir: str | os.PathLike,
     python: str | os.PathLike,
     engine_root: str | os.PathLike,
-    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start (or resume) the job in its own process; returns the process.
 
@@ -150,7 +137,6 @@ def start_job(
         raise JobStartError(f"engine Python {python} does not exist: set it in the add-on preferences (or create one there)")
     (job_dir / CANCEL_FILE).unlink(missing_ok=True)  # a resume must not stop at once
     env = engine_environment(engine_root)
-    env.update(extra_env or {})
     command = engine_command(python, job_dir)
     with open(job_dir / LOG_FILE, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
@@ -162,7 +148,7 @@ def start_job(
             )  # fmt: skip
         except OSError as exc:
             raise JobStartError(f"cannot start the engine with {python}: {exc.strerror or exc}") from None
-    record = {"pid": process.pid, "command": command, "started": time.time(), "platform": sys.platform}
+    record = {"pid": process.pid, "command": command, "started": time.time()}
     atomic_write_text(job_dir / PROCESS_FILE, json.dumps(record))
     return process
 
@@ -234,7 +220,7 @@ class JobWatcher:
         elif kind == "stage_start":
             status.stage, status.total = event.get("stage"), int(event.get("total") or 0)
             status.step, status.eta_s = int(event.get("initial") or 0), None
-            if status.stage and status.stage not in status.stage_steps and status.stage != "preview":
+            if status.stage and status.stage != "preview":
                 status.stage_steps.setdefault(status.stage, status.total)
         elif kind == "progress":
             status.stage = event.get("stage", status.stage)

@@ -176,12 +176,18 @@ def is_result_complete(out_dir: str | os.PathLike) -> bool:
     return manifest.get("schema") == MANIFEST_SCHEMA and listed_size == actual_size
 
 
-def read_result_dict(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """The result's Sketch JSON as a dict (frames included); refuses an unfinished result."""
+def require_complete_result(out_dir: str | os.PathLike) -> Path:
+    """The path of a finished result's result.json; a one-line JobError for an unfinished one."""
     out_dir = Path(out_dir)
     if not is_result_complete(out_dir):
         raise JobError(f"the result in {out_dir} is incomplete: run the job again to finish it")
+    return out_dir / RESULT_JSON
+
+
+def read_result_dict(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The result's Sketch JSON as a dict (frames included); refuses an unfinished result."""
+    path = require_complete_result(out_dir)
     try:
-        return json.loads((out_dir / RESULT_JSON).read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise JobError(f"{out_dir / RESULT_JSON} cannot be read ({exc}): run the job again") from None
+        raise JobError(f"{path} cannot be read ({exc}): run the job again") from None

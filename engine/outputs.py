@@ -33,7 +33,7 @@ import numpy as np
 from . import media
 from .errors import SketchAnimatorError, SketchError
 from .files import atomic_write_text
-from .jobfolder import MANIFEST, MANIFEST_SCHEMA, MANIFEST_VERSION, RESULT_JSON, is_result_complete
+from .jobfolder import MANIFEST, MANIFEST_SCHEMA, MANIFEST_VERSION, RESULT_JSON, is_result_complete, require_complete_result
 from .render import render_sketch_frames
 from .sketch import Sketch
 from .svg import save_svg_frames
@@ -155,10 +155,7 @@ def write_result(
 
 def read_result(out_dir: str | os.PathLike) -> Sketch:
     """The animated sketch of a finished result; refuses a result whose writing did not finish."""
-    out_dir = Path(out_dir)
-    if not is_result_complete(out_dir):
-        raise SketchAnimatorError(f"result in {out_dir} is incomplete: run the job again to finish it")
-    return Sketch.load_json(out_dir / RESULT_JSON)
+    return Sketch.load_json(require_complete_result(out_dir))
 
 
 def animated_sketch(sketch: Sketch, frames: Any, metadata: Mapping[str, Any] | None = None) -> Sketch:

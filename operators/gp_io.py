@@ -72,7 +72,7 @@ def _read(attrs: Any, name: str, count: int, width: int, dtype: Any) -> np.ndarr
     if attr is None:
         return None
     out = np.empty(count * width, dtype)
-    attr.data.foreach_get(GP_ATTRS.get(name, (None, None, "value"))[2], out)
+    attr.data.foreach_get(GP_ATTRS[name][2], out)
     return out.reshape(count, width) if width > 1 else out
 
 
@@ -147,11 +147,6 @@ def sketch_from_layer(
     )  # fmt: skip
     sketch["metadata"]["blender_source"] = {"object": ob.name, "layer": layer.name, "frame": int(frame), "strokes": count}
     return sketch
-
-
-def count_strokes(ob: Any, layer_name: str, frame: int) -> int:
-    _, drawing = source_drawing(ob, layer_name, frame)
-    return drawing.attributes.domain_size("CURVE")
 
 
 # --------------------------------------------------------------------------- writing

@@ -35,8 +35,7 @@ class UserError(Exception):
 
 @dataclass
 class TrackedJob:
-    watcher: jobclient.JobWatcher
-    object_name: str  # as it was at start; the object is found by its job folder
+    watcher: jobclient.JobWatcher  # the object is found by its job folder (`owner_of`), so renames do not matter
     reported: str = ""  # the final state already reported (so it is reported once)
 
 
@@ -96,11 +95,7 @@ def job_spec(settings: Any, prefs: Preferences, method: str) -> JobSpec:
 
 def check_inputs(settings: Any, prefs: Preferences, method: str) -> None:
     """Refuse, with a fix, what would only fail later in the engine process."""
-    if not prefs.engine_python:
-        raise UserError("no engine Python is set: open Preferences → Add-ons → Sketch Animator and set or create one")
-    if not Path(prefs.engine_python).is_file():
-        raise UserError(f"the engine Python {prefs.engine_python} does not exist: fix it in the add-on preferences")
-    check_engine_packages(prefs.engine_python)
+    check_engine_setting(prefs)
     if not settings.video:
         raise UserError("no reference video: choose one in the Animate panel")
     video = Path(bpy.path.abspath(settings.video))
@@ -115,8 +110,14 @@ def check_inputs(settings: Any, prefs: Preferences, method: str) -> None:
 CHECKED_PYTHONS: set[str] = set()  # engine Pythons found complete in this session
 
 
-def check_engine_packages(python: str) -> None:
-    """Refuse an engine Python that lacks the engine's packages (a fraction of a second: no torch import)."""
+def check_engine_setting(prefs: Preferences) -> None:
+    """Refuse a missing engine Python, or one that lacks the engine's packages (checked once per
+    session: a fraction of a second, no torch import)."""
+    python = prefs.engine_python
+    if not python:
+        raise UserError("no engine Python is set: open Preferences → Add-ons → Sketch Animator and set or create one")
+    if not Path(python).is_file():
+        raise UserError(f"the engine Python {python} does not exist: fix it in the add-on preferences")
     if python in CHECKED_PYTHONS:
         return
     report = environment.check_engine_python(python, probe_torch=False)
@@ -150,10 +151,10 @@ def start_animation(ob: Any, context: Any, method: str = "diffusion") -> Tracked
         raise UserError(f"cannot write the job folder {folder} ({exc.strerror or exc}): save the .blend somewhere writable or set a cache folder") from None
     settings.job_dir = str(folder)
     settings.last_error = ""
-    return launch(folder, ob.name, prefs)
+    return launch(folder, prefs)
 
 
-def launch(folder: Path | str, object_name: str, prefs: Preferences) -> TrackedJob:
+def launch(folder: Path | str, prefs: Preferences) -> TrackedJob:
     """Start (or resume) the engine on a job folder and follow it."""
     try:
         process = jobclient.start_job(folder, prefs.engine_python, EXTENSION_ROOT)
@@ -162,7 +163,7 @@ def launch(folder: Path | str, object_name: str, prefs: Preferences) -> TrackedJ
     key = str(Path(folder).resolve())
     job = JOBS.get(key)
     if job is None:
-        job = JOBS[key] = TrackedJob(jobclient.JobWatcher(key, process), object_name)
+        job = JOBS[key] = TrackedJob(jobclient.JobWatcher(key, process))
     else:
         job.watcher.attach(process)
         job.reported = ""
@@ -172,16 +173,15 @@ def launch(folder: Path | str, object_name: str, prefs: Preferences) -> TrackedJ
 
 def resume(ob: Any, context: Any) -> TrackedJob:
     settings = ob.sketch_animator
-    if not settings.job_dir or not Path(settings.job_dir, "job.json").is_file():
-        raise UserError(f"'{ob.name}' has no job to resume: press Animate")
     job = tracked(settings.job_dir)
-    if job is not None and job.watcher.poll().is_active:
+    if job is None:
+        raise UserError(f"'{ob.name}' has no job to resume: press Animate")
+    if job.watcher.poll().is_active:
         raise UserError("the job is still running")
     prefs = preferences(context)
-    if not prefs.engine_python or not Path(prefs.engine_python).is_file():
-        raise UserError("no working engine Python is set: fix it in the add-on preferences")
+    check_engine_setting(prefs)
     settings.last_error = ""
-    return launch(settings.job_dir, ob.name, prefs)
+    return launch(job.watcher.job_dir, prefs)
 
 
 def cancel(ob: Any) -> bool:
@@ -197,7 +197,7 @@ def tracked(job_dir: str) -> TrackedJob | None:
     key = str(Path(bpy.path.abspath(job_dir)).resolve())
     job = JOBS.get(key)
     if job is None and Path(key, "job.json").is_file():
-        job = JOBS[key] = TrackedJob(jobclient.JobWatcher(key), "")
+        job = JOBS[key] = TrackedJob(jobclient.JobWatcher(key))
     return job
 
 
@@ -259,7 +259,6 @@ def reattach_after_load(*_args: Any) -> None:
         if settings is not None and settings.job_dir:
             job = tracked(settings.job_dir)
             if job is not None:
-                job.object_name = ob.name
                 job.watcher.poll()
                 referenced.add(str(job.watcher.job_dir))
     for key in list(JOBS):  # the old file's jobs: keep following the running ones (to reap them)
@@ -284,7 +283,6 @@ def apply_result(ob: Any, context: Any) -> Any:
         layer = gp_io.apply_animation(ob, result, settings.start_frame)
     except (JobError, gp_io.GreasePencilInputError) as exc:
         raise UserError(str(exc)) from None
-    settings.applied_job = settings.job_dir
     settings.last_error = ""
     return layer
 

@@ -220,7 +220,7 @@ class SKETCH_ANIMATOR_OT_download_model(bpy.types.Operator):
         if not prefs.engine_python or not Path(prefs.engine_python).is_file():
             return _fail(self, None, "set or create the engine Python first: it does the download")
         command = [prefs.engine_python, "-m", "engine", "download", prefs.model or DEFAULT_MODEL]
-        task = _start_background("download", command, user_folder("logs") / "download.log", jobclient.engine_environment(EXTENSION_ROOT))
+        task = _start_background("download", command, user_folder("logs") / "download.log", environment.engine_environment(EXTENSION_ROOT))
         if task is None:
             return _fail(self, None, "a download is already running")
         self.report({"INFO"}, f"Downloading {prefs.model} (see {task.log_path})")

@@ -67,7 +67,6 @@ class SketchAnimatorSettings(bpy.types.PropertyGroup):
 
     job_dir: StringProperty(name="Job folder", description="The folder of this object's last job", subtype="DIR_PATH")
     last_error: StringProperty(name="Last error")
-    applied_job: StringProperty(name="Applied job", description="The job folder whose result the animated layer shows")
 
 
 @dataclass

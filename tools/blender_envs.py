@@ -26,7 +26,7 @@ def env_python(version: str) -> Path:
 
 
 def ensure_blender_env(version: str, base_python: str | None = None) -> Path:
-    """The Python of a venv with bpy `version` (and pytest), created on first use."""
+    """The Python of a venv with bpy `version`, created on first use."""
     if version not in BLENDER_VERSIONS:
         raise SystemExit(f"unknown Blender version {version!r}: use one of {', '.join(BLENDER_VERSIONS)}")
     python = env_python(version)
