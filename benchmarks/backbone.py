@@ -29,36 +29,6 @@ sys.path.insert(0, str(ROOT))
 
 GB = 1024**3
 
-# The ModelScope T2V 1.7B configuration as we know it (design.md §5); random weights only.
-MODELSCOPE_UNET = dict(
-    sample_size=32,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
-    up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
-    block_out_channels=(320, 640, 1280, 1280),
-    layers_per_block=2,
-    norm_num_groups=32,
-    cross_attention_dim=1024,
-    attention_head_dim=64,
-)
-MODELSCOPE_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4,
-    block_out_channels=(128, 256, 512, 512),
-    layers_per_block=2,
-    latent_channels=4,
-    norm_num_groups=32,
-    sample_size=256,
-    scaling_factor=0.18215,
-)
-MODELSCOPE_TEXT = dict(
-    vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu", projection_dim=512
-)
-
-
 def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -68,7 +38,7 @@ def add_stage_adapters(unet, rank: int) -> None:
 
     from peft import LoraConfig
 
-    from engine.backbone import SPATIAL_TARGETS, TEMPORAL_TARGETS
+    from engine.backbones.modelscope import SPATIAL_TARGETS, TEMPORAL_TARGETS
 
     warnings.filterwarnings("ignore", message="Already found a `peft_config`")
 
@@ -86,8 +56,8 @@ def child_tiny(frames: int, threads: int) -> dict:
 
     import torch
 
-    from engine.backbone import load_backbone
-    from engine.tiny import build_tiny_model
+    from engine.backbones import load_backbone
+    from engine.backbones.tiny import build_tiny_model
 
     torch.set_num_threads(threads)
     backbone = load_backbone(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
@@ -124,11 +94,11 @@ def child_real_activations(frames: int, mode: str, threads: int) -> dict:
     """
     import torch
 
-    from engine.backbone import VideoUNet
+    from engine.backbones.modelscope import UNET_CONFIG, VideoUNet
 
     torch.set_num_threads(threads)
     with torch.device("cpu"):
-        unet = VideoUNet(**MODELSCOPE_UNET)
+        unet = VideoUNet(**UNET_CONFIG)
     unet.requires_grad_(False)
     add_stage_adapters(unet, rank=32)
     if mode == "on":
@@ -151,8 +121,10 @@ def child_real_vae(frames: int, checkpointing: bool, threads: int) -> dict:
     import torch.utils.checkpoint
     from diffusers import AutoencoderKL
 
+    from engine.backbones.modelscope import VAE_CONFIG
+
     torch.set_num_threads(threads)
-    vae = AutoencoderKL(**MODELSCOPE_VAE)
+    vae = AutoencoderKL(**VAE_CONFIG)
     vae.requires_grad_(False)
     pixels = torch.rand(frames, 3, 256, 256, requires_grad=True)
     base = peak_rss()
@@ -169,12 +141,12 @@ def child_real_parameters() -> dict:
     from diffusers import AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from engine.backbone import VideoUNet
+    from engine.backbones.modelscope import TEXT_CONFIG, UNET_CONFIG, VAE_CONFIG, VideoUNet
 
     with torch.device("meta"):
-        unet = VideoUNet(**MODELSCOPE_UNET)
-        vae = AutoencoderKL(**MODELSCOPE_VAE)
-        text = CLIPTextModel(CLIPTextConfig(**MODELSCOPE_TEXT))
+        unet = VideoUNet(**UNET_CONFIG)
+        vae = AutoencoderKL(**VAE_CONFIG)
+        text = CLIPTextModel(CLIPTextConfig(**TEXT_CONFIG))
         base_unet = sum(p.numel() for p in unet.parameters())
         add_stage_adapters(unet, rank=32)
     lora = {

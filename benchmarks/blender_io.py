@@ -6,7 +6,7 @@ Rows:
 * import 500 hand-drawn (POLY, 40-point) strokes → Sketch dict, Bézier fitting included;
 * import 500 Bézier strokes (converted exactly, no fitting);
 * write-back of 24 frames × 64 strokes (4 Bézier knots each) as keyframes: our bulk path
-  (`gp_io.apply_animation`: plan + one foreach_set per attribute and frame) against a naive
+  (`blender_io.apply_animation`: plan + one foreach_set per attribute and frame) against a naive
   per-point loop through Blender's stroke/point wrappers, measured in the same run, and the
   ratio. Target: write-back under 0.1 s.
 """
@@ -31,9 +31,9 @@ def load_extension():
     module = importlib.util.module_from_spec(spec)
     sys.modules["sketch_animator"] = module
     spec.loader.exec_module(module)
-    from sketch_animator.operators import gp_geometry, gp_io  # noqa: F401
+    from sketch_animator.grease_pencil import blender_io, keyframes
 
-    return sys.modules["sketch_animator.operators.gp_io"], sys.modules["sketch_animator.operators.gp_geometry"]
+    return blender_io, keyframes
 
 
 def new_object(gp, name: str):
@@ -105,8 +105,8 @@ def main() -> None:
     source = new_object(gp, "Anim")
     fill_strokes(gp, source, 64, 4, bezier=True)
     sketch = gp.sketch_from_layer(source, "Lines", 1)
-    flat = np.concatenate([np.asarray(p["points"], float) for p in sketch["paths"]])
-    result = {**sketch, "frames": np.stack([flat + [f, 0] for f in range(24)]).tolist()}
+    flat = sketch.flat_points()
+    result = sketch.with_frames(np.stack([flat + [f, 0] for f in range(24)]))
     plan_only = best_of(lambda: gg.plan_keyframes(result))
     bulk = best_of(lambda: gp.apply_animation(source, result, 1))
     naive = best_of(lambda: naive_write(gg, source, result, 1), repeats=1)

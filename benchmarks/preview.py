@@ -72,9 +72,11 @@ def make_1080p_video(path: Path, seconds: float, fps: float) -> Path:
 
 def time_phases(video: Path, substeps: int) -> dict[str, float]:
     """Seconds per phase of one preview, in this process."""
-    from engine.outputs import write_result
-    from engine.preview import PreviewSettings, preview_metadata, read_clip_with_substeps, track_subject, transfer_motion
-    from engine.sketch import load_sketch
+    from engine.job.outputs import write_result
+    from engine.preview import track_subject, transfer_motion
+    from engine.preview.run import preview_metadata, read_clip_with_substeps
+    from engine.settings import PreviewSettings
+    from engine.vector.load import load_sketch
 
     sketch = load_sketch(SKETCH)
     settings = PreviewSettings(num_frames=FRAMES, size=SIZE, flow_substeps=substeps)
@@ -105,7 +107,7 @@ def time_write_with_fast_gif_palette(video: Path, substeps: int) -> float:
     """The write phase again, with GIF palettes made by fast octree (the proposed `media.save_gif` fix)."""
     from PIL import Image
 
-    from engine import media
+    from engine.media import writers as media
     from engine.files import atomic_write
 
     def save_gif_fast_palette(frames: np.ndarray, path, fps: float = 8.0) -> Path:

@@ -41,7 +41,7 @@ def measure_one(strokes: int, implementation: str, device: str, threads: int) ->
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from engine.raster import rasterize, rasterize_dense
+    from engine.vector.raster import rasterize, rasterize_dense
 
     torch.set_num_threads(threads)
     function = rasterize if implementation == "sparse" else rasterize_dense

@@ -31,11 +31,13 @@ FRAMES = 16
 def measure_tiny_step(threads: int, repeats: int = 3) -> dict:
     import torch
 
-    from engine.appearance import model_renderer
-    from engine.backbone import load_backbone
-    from engine.distillation import DistillationSettings, SDSPrior, random_view
-    from engine.sketch import load_sketch
-    from engine.tiny import build_tiny_model
+    from engine.backbones import load_backbone
+    from engine.backbones.tiny import build_tiny_model
+    from engine.priors.diffusion import SDSPrior
+    from engine.settings import DistillationSettings
+    from engine.stages.distillation import random_view
+    from engine.vector.load import load_sketch
+    from engine.vector.render import model_view_renderer
 
     torch.set_num_threads(threads)
     backbone = load_backbone(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
@@ -43,7 +45,7 @@ def measure_tiny_step(threads: int, repeats: int = 3) -> dict:
     backbone.add_adapter("motion_temporal", rank=32)
     prior = SDSPrior(backbone, "A cat is jumping.", DistillationSettings())
     sketch = load_sketch(ROOT / "examples" / "cat.svg")
-    renderer = model_renderer(sketch, 256)
+    renderer = model_view_renderer(sketch, (256, 256))
     base_points = renderer.frame_points().repeat(FRAMES, 1, 1)
     text = prior.text
     parts: dict[str, list[float]] = {"render": [], "augment": [], "vae encode": [], "unet (cfg)": [], "backward": []}
@@ -83,14 +85,13 @@ def real_step_flops() -> dict:
     from diffusers import AutoencoderKL
     from torch.utils.flop_counter import FlopCounterMode
 
-    from backbone import MODELSCOPE_UNET, MODELSCOPE_VAE  # benchmarks/backbone.py
-    from engine.backbone import VideoUNet
+    from engine.backbones.modelscope import UNET_CONFIG, VAE_CONFIG, VideoUNet
 
     warnings.filterwarnings("ignore")
     with torch.device("meta"):
-        vae = AutoencoderKL(**MODELSCOPE_VAE)
+        vae = AutoencoderKL(**VAE_CONFIG)
         vae.requires_grad_(False)
-        unet = VideoUNet(**MODELSCOPE_UNET)
+        unet = VideoUNet(**UNET_CONFIG)
         unet.requires_grad_(False)
         pixels = torch.zeros(FRAMES, 3, 256, 256, requires_grad=True)
         counter = FlopCounterMode(display=False)

@@ -49,14 +49,15 @@ def make_test_video(path: Path, frames: int = 24) -> Path:
 def child_measure(stage: str, model: str | None, threads: int, steps: int = 6) -> dict:
     import torch
 
-    from engine.appearance import AppearanceSettings, learn_appearance
-    from engine.backbone import load_backbone
-    from engine.cache import AdapterCache
-    from engine.events import EventLog, read_events
-    from engine.motion import MotionSettings, learn_motion
-    from engine.sketch import load_sketch
-    from engine.tiny import build_tiny_model
-    from engine.video import VideoSpec, load_reference_frames
+    from engine.backbones import load_backbone
+    from engine.backbones.adapter_cache import AdapterCache
+    from engine.backbones.tiny import build_tiny_model
+    from engine.job.events import EventLog, read_events
+    from engine.media.reference import VideoSpec, load_reference_frames
+    from engine.settings import AppearanceSettings, MotionSettings
+    from engine.stages.appearance import learn_appearance
+    from engine.stages.motion import learn_motion
+    from engine.vector.load import load_sketch
 
     torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp())
@@ -84,14 +85,14 @@ def real_step_flops() -> dict:
     import warnings
 
     import torch
+    from backbone import add_stage_adapters  # benchmarks/backbone.py
     from torch.utils.flop_counter import FlopCounterMode
 
-    from backbone import MODELSCOPE_UNET, add_stage_adapters  # benchmarks/backbone.py
-    from engine.backbone import VideoUNet
+    from engine.backbones.modelscope import UNET_CONFIG, VideoUNet
 
     warnings.filterwarnings("ignore")
     with torch.device("meta"):
-        unet = VideoUNet(**MODELSCOPE_UNET)
+        unet = VideoUNet(**UNET_CONFIG)
         unet.requires_grad_(False)
         add_stage_adapters(unet, rank=32)
         for name, param in unet.named_parameters():

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .media import save_frames
-from .pipeline import JobSpec, run_job, write_job
+from .job.folder import JobSpec, write_job
+from .job.pipeline import run_job
+from .media.reference import VideoSpec
+from .media.writers import save_frames
 from .preview import preview_motion
-from .render import render_sketch_frames
-from .sketch import load_sketch
-from .svg import save_svg
-from .video import VideoSpec
+from .vector.load import load_sketch
+from .vector.render import render_sketch_frames
+from .vector.svg import save_svg
 
 
 def write_reference_video(path: Path, frames: int = 24, size: int = 128) -> Path:

@@ -19,3 +19,7 @@ class SVGError(SketchAnimatorError):
 
 class RasterError(SketchAnimatorError):
     """A rasterizer input is outside what it can draw."""
+
+
+class PreviewError(SketchAnimatorError):
+    """The motion preview cannot run with these frames or settings."""

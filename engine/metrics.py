@@ -29,7 +29,6 @@ one weights file each).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -40,14 +39,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .devices import choose_device
+from .backbones.devices import choose_device
 from .errors import SketchAnimatorError
-from .quiet import quiet_transformers
+from .backbones.quiet import quiet_transformers
 from .files import atomic_write_text
-from .sketch import Sketch
+from .job.results import ResultError
+from .job.results import read_result as read_finished_result
+from .settings import DEFAULT_CLIP, DEFAULT_XCLIP
+from .vector.sketch import Sketch
 
-DEFAULT_CLIP = "openai/clip-vit-base-patch32"
-DEFAULT_XCLIP = "microsoft/xclip-base-patch32"
 RESULT_FILE = "result.json"
 JOB_FILE = "job.json"
 METRICS_FILE = "metrics.json"
@@ -358,7 +358,7 @@ def _pooled(features: Any) -> torch.Tensor:
 # ---------------------------------------------------------------------- rendering
 def render_square(sketch: Sketch, side: int) -> np.ndarray:
     """All frames of `sketch` as `(F, side, side, 3)` uint8: the longer side fits, the rest is white."""
-    from .render import render_sketch_frames
+    from .vector.render import render_sketch_frames
 
     frames = render_sketch_frames(sketch, size=side)
     height, width = frames.shape[1:3]
@@ -437,24 +437,20 @@ def evaluate_result(
 
 
 def read_result(folder: Path) -> Sketch:
-    """The animated sketch of a result folder, with one-line errors for what is missing."""
-    if not folder.is_dir():
-        raise MetricsError(f"{folder} is not a folder: pass a result folder that holds {RESULT_FILE}")
-    path = folder / RESULT_FILE
-    if not path.is_file():
-        raise MetricsError(f"{folder} has no {RESULT_FILE}: pass the folder of a finished animation")
-    animation = Sketch.load_json(path)
-    if animation.frames is None:
-        raise MetricsError(f"{path} is a static sketch without frames: evaluate an animated result")
-    return animation
+    """The animated sketch of a finished result folder (the one result reader, with its completeness check)."""
+    try:
+        return read_finished_result(folder)
+    except ResultError as exc:
+        raise MetricsError(str(exc)) from None
 
 
 def find_motion_prompt(folder: Path, animation: Sketch) -> str:
-    """The motion prompt recorded with the result (its metadata, else job.json)."""
+    """The motion prompt recorded with the result: its metadata, else the job.json of the job folder around it."""
     prompt = animation.metadata.get("motion_prompt")
-    if not prompt and (folder / JOB_FILE).is_file():
+    job_file = folder.parent / JOB_FILE
+    if not prompt and job_file.is_file():
         try:
-            job = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+            job = json.loads(job_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             job = {}
         prompt = job.get("motion_prompt") if isinstance(job, dict) else None
@@ -478,43 +474,3 @@ def format_metrics_table(report: dict[str, Any]) -> str:
     lines = [f"{label:<{width}}  {value:>6}  {paper:>6}" for label, value, paper in rows]
     lines.append(f"motion prompt: {report['motion_prompt']!r}; {report['num_frames']} frames; X-CLIP frames {report['xclip_frame_indices']}")
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_metrics_commands(subparsers: Any) -> None:
-    """Register `evaluate DIR …` and `download-metrics …` on the CLI's subparsers."""
-    evaluate = subparsers.add_parser(
-        "evaluate",
-        help="score an animation with the paper's metrics (appearance, motion, temporal consistency)",
-        description="Compute the paper's Table I metrics of DIR/result.json with CLIP and X-CLIP, "
-        "print them and write DIR/metrics.json and DIR/metrics.txt. Runs offline: fetch the models "
-        "once with `python -m engine download-metrics`.",
-    )
-    evaluate.add_argument("result_dir", type=Path, metavar="DIR", help="a result folder holding result.json (an animated sketch)")
-    evaluate.add_argument("--motion", default=None, metavar="PROMPT", help="motion prompt (default: the one recorded with the result)")
-    evaluate.add_argument("--clip", default=DEFAULT_CLIP, metavar="MODEL", help=f"CLIP model: hub id or folder (default {DEFAULT_CLIP})")
-    evaluate.add_argument("--xclip", default=DEFAULT_XCLIP, metavar="MODEL", help=f"X-CLIP model: hub id or folder (default {DEFAULT_XCLIP})")
-    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where the models run (default auto)")
-    evaluate.add_argument("--cache-dir", default=None, metavar="DIR", help="Hugging Face cache folder (default: the standard one)")
-    evaluate.set_defaults(handler=run_evaluate)
-
-    download = subparsers.add_parser(
-        "download-metrics",
-        help="download the CLIP and X-CLIP models that `evaluate` uses",
-        description="Fetch configs, tokenizer, image processor and one weights file of each model into the Hugging Face cache.",
-    )
-    download.add_argument("--clip", default=DEFAULT_CLIP, metavar="MODEL", help=f"CLIP hub id (default {DEFAULT_CLIP})")
-    download.add_argument("--xclip", default=DEFAULT_XCLIP, metavar="MODEL", help=f"X-CLIP hub id (default {DEFAULT_XCLIP})")
-    download.add_argument("--cache-dir", default=None, metavar="DIR", help="Hugging Face cache folder (default: the standard one)")
-    download.set_defaults(handler=run_download_metrics)
-
-
-def run_evaluate(args: argparse.Namespace) -> None:
-    report = evaluate_result(args.result_dir, args.motion, clip=args.clip, xclip=args.xclip, device=args.device, cache_dir=args.cache_dir)
-    print(format_metrics_table(report))
-    print(f"wrote {args.result_dir / METRICS_FILE} and {args.result_dir / TABLE_FILE}")
-
-
-def run_download_metrics(args: argparse.Namespace) -> None:
-    for model, folder in zip((args.clip, args.xclip), download_metric_models(args.clip, args.xclip, args.cache_dir)):
-        print(f"{model} is ready in {folder}")

@@ -1,10 +1,6 @@
-"""Blender-side code of Sketch Animator: operators, job handling and the Grease Pencil bridge.
-
-`gp_geometry` is the pure-numpy core (tested without Blender); `gp_io` reads and writes
-Grease Pencil data with bpy; `jobs` creates, follows and applies jobs; `ops` holds the
-operator classes; `settings` the per-object settings. Only the submodules import bpy, so
-`gp_geometry` can be imported anywhere.
-"""
+"""The Blender operators: `ops` holds the operator classes, `jobs` creates, follows and applies jobs,
+`settings` the per-object settings and the preferences' values. The Grease Pencil conversion
+lives in grease_pencil/, the engine (run in another process) in engine/."""
 
 
 def register() -> None:

@@ -18,15 +18,18 @@ from typing import Any
 import bpy
 from bpy.app.handlers import persistent
 
-from ..engine import environment, jobclient
 from ..engine.errors import SketchAnimatorError
-from ..engine.jobfolder import JobError, JobSpec, read_result_dict, write_job_files
-from . import gp_io
+from ..engine.job import client as jobclient
+from ..engine.job import environment
+from ..engine.job.folder import JobSpec, write_job
+from ..engine.job.results import read_result
+from ..engine.media.reference import FFMPEG_SUFFIXES, GIF_SUFFIXES
+from ..engine.vector.sketch import DEFAULT_CANVAS
+from ..grease_pencil import blender_io as gp_io
 from .settings import EXTENSION_ROOT, Preferences, cache_folder, preferences
 
 POLL_INTERVAL_S = 0.5
-QUALITY_PRESET = {"DRAFT": "draft", "STANDARD": "standard", "PAPER": "paper"}
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv", ".gif")
+VIDEO_SUFFIXES = FFMPEG_SUFFIXES + GIF_SUFFIXES
 
 
 class UserError(Exception):
@@ -77,9 +80,9 @@ def job_spec(settings: Any, prefs: Preferences, method: str) -> JobSpec:
             video_end_s=settings.video_end or None,
             video_fit=settings.video_fit,
             model=prefs.model,
-            quality=QUALITY_PRESET.get(quality, "standard"),
+            quality=quality.lower(),
             seed=settings.seed,
-            resolution=settings.resolution,
+            resolution=settings.resolution or None,
             device=prefs.device,
             cache_dir=str(cache_folder(prefs)),
             steps=steps,
@@ -89,7 +92,7 @@ def job_spec(settings: Any, prefs: Preferences, method: str) -> JobSpec:
             method=method,
             preview={"rigidity": settings.preview_rigidity},
         )
-    except JobError as exc:
+    except SketchAnimatorError as exc:
         raise UserError(str(exc)) from None
 
 
@@ -139,14 +142,14 @@ def start_animation(ob: Any, context: Any, method: str = "diffusion") -> Tracked
     check_inputs(settings, prefs, method)
     try:
         sketch = gp_io.sketch_from_layer(
-            ob, settings.layer, context.scene.frame_current, canvas=settings.resolution, margin=settings.margin, tolerance_px=settings.tolerance_px
+            ob, settings.layer, context.scene.frame_current, canvas=settings.resolution or DEFAULT_CANVAS, margin=settings.margin, tolerance_px=settings.tolerance_px
         )
-    except (gp_io.GreasePencilInputError, ValueError) as exc:
+    except (gp_io.GreasePencilInputError, SketchAnimatorError, ValueError) as exc:
         raise UserError(str(exc)) from None
     spec = job_spec(settings, prefs, method)
     folder = job_folder_for(ob, prefs)
     try:
-        write_job_files(folder, sketch, spec)
+        write_job(folder, sketch, spec)
     except OSError as exc:
         raise UserError(f"cannot write the job folder {folder} ({exc.strerror or exc}): save the .blend somewhere writable or set a cache folder") from None
     settings.job_dir = str(folder)
@@ -279,9 +282,9 @@ def apply_result(ob: Any, context: Any) -> Any:
     if status.state != jobclient.DONE:
         raise UserError(f"the job is not finished ({status.summary()})")
     try:
-        result = read_result_dict(job.watcher.result_dir)
+        result = read_result(job.watcher.result_dir)
         layer = gp_io.apply_animation(ob, result, settings.start_frame)
-    except (JobError, gp_io.GreasePencilInputError) as exc:
+    except (SketchAnimatorError, gp_io.GreasePencilInputError) as exc:
         raise UserError(str(exc)) from None
     settings.last_error = ""
     return layer

@@ -12,10 +12,13 @@ import bpy
 from bpy.props import StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from ..engine import environment, jobclient
 from ..engine.errors import SketchAnimatorError
-from . import gp_io, jobs
-from .settings import DEFAULT_MODEL, EXTENSION_ROOT, ROOT_PACKAGE, preferences, user_folder
+from ..engine.job import client as jobclient
+from ..engine.job import environment
+from ..engine.settings import DEFAULT_MODEL
+from ..grease_pencil import blender_io as gp_io
+from . import jobs
+from .settings import EXTENSION_ROOT, ROOT_PACKAGE, preferences, user_folder
 
 PREFIX = "sketch_animator"
 
@@ -156,14 +159,14 @@ class SKETCH_ANIMATOR_OT_import_svg(bpy.types.Operator, ImportHelper):
     filter_glob: StringProperty(default="*.svg;*.svgz", options={"HIDDEN"})
 
     def execute(self, context: Any) -> set[str]:
-        from ..engine.svg import import_svg  # numpy + defusedxml (bundled wheel); no torch
+        from ..engine.vector.svg import import_svg  # numpy + defusedxml (bundled wheel); no torch
 
         path = Path(self.filepath)
         try:
             sketch = import_svg(path, canvas_size=256)
         except (SketchAnimatorError, OSError) as exc:
             return _fail(self, None, f"{path.name}: {exc}")
-        ob = gp_io.new_object_from_sketch(sketch.to_dict(), path.stem, context.scene.frame_current, context.collection)
+        ob = gp_io.new_object_from_sketch(sketch, path.stem, context.scene.frame_current, context.collection)
         for other in context.view_layer.objects:
             other.select_set(False)
         ob.select_set(True)

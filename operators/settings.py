@@ -8,15 +8,19 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from ..engine.job.folder import JobSpec
+from ..engine.settings import (
+    DEFAULT_MODEL, DEFAULT_NUM_FRAMES, DEFAULT_QUALITY, MAX_WINDOW_FRAMES, MIN_FRAMES, QUALITY_PRESETS, DistillationSettings, PreviewSettings,
+)  # fmt: skip
+from ..grease_pencil.strokes import DEFAULT_MARGIN, DEFAULT_TOLERANCE_PX
+
 ROOT_PACKAGE = __package__.rpartition(".")[0]  # bl_ext.<repo>.sketch_animator
 EXTENSION_ROOT = Path(__file__).resolve().parent.parent  # holds engine/ and pyproject.toml
-DEFAULT_MODEL = "ali-vilab/text-to-video-ms-1.7b"
+STAGE3, PREVIEW, JOB = DistillationSettings(), PreviewSettings(), JobSpec("", "", "")  # the defaults the properties show
 
-QUALITY_ITEMS = [
-    ("DRAFT", "Draft", "150 / 150 / 250 steps: a quick look (about 5 min on a recent GPU)"),
-    ("STANDARD", "Standard", "300 / 300 / 500 steps: the usual choice"),
-    ("PAPER", "Paper", "500 / 500 / 1000 steps: the paper's settings, slowest"),
-]
+# Enum identifiers are the preset names in capitals (what .blend files and preferences store).
+QUALITY_ITEMS = [(p.name.upper(), p.label, p.description) for p in QUALITY_PRESETS.values() if p.in_panel]
+DEFAULT_QUALITY_ITEM = DEFAULT_QUALITY.upper()
 QUALITY_WITH_DEFAULT = [("DEFAULT", "Default", "The default quality preset of the add-on preferences"), *QUALITY_ITEMS]
 DEVICE_ITEMS = [
     ("auto", "Automatic", "CUDA if there is an NVIDIA GPU, else Apple MPS, else the CPU"),
@@ -33,18 +37,24 @@ class SketchAnimatorSettings(bpy.types.PropertyGroup):
     video: StringProperty(name="Reference video", description="The video whose motion the sketch follows", subtype="FILE_PATH")
     subject_prompt: StringProperty(name="Subject", description="What the sketch shows, a short sentence", default="A horse.")
     motion_prompt: StringProperty(name="Motion", description="What moves and how, a short sentence", default="A horse is galloping.")
-    num_frames: IntProperty(name="Frames", description="Frames of the animation (the video model's native length is 16)", default=16, min=2, max=64)
+    num_frames: IntProperty(
+        name="Frames", description=f"Frames of the animation (the video model's native length is {DEFAULT_NUM_FRAMES})",
+        default=DEFAULT_NUM_FRAMES, min=MIN_FRAMES, max=MAX_WINDOW_FRAMES,
+    )  # fmt: skip
     start_frame: IntProperty(name="Start frame", description="Scene frame of the first animation keyframe", default=1)
     quality: EnumProperty(name="Quality", items=QUALITY_WITH_DEFAULT, default="DEFAULT")
-    seed: IntProperty(name="Seed", description="Random seed: the same seed and settings give the same animation", default=0, min=0)
+    seed: IntProperty(name="Seed", description="Random seed: the same seed and settings give the same animation", default=JOB.seed, min=0)
 
     custom_steps: BoolProperty(name="Custom steps", description="Set the steps of each stage instead of the preset's", default=False)
-    appearance_steps: IntProperty(name="Appearance", default=300, min=1)
-    motion_steps: IntProperty(name="Motion", default=300, min=1)
-    distillation_steps: IntProperty(name="Distillation", default=500, min=1)
-    resolution: IntProperty(name="Resolution", description="Frame size the model works at, in pixels", default=256, min=32, max=512, step=32)
-    guidance: FloatProperty(name="Guidance", description="Classifier-free guidance of stage 3 (Live Sketch: 30–40)", default=35.0, min=0.0, max=100.0)
-    learning_rate: FloatProperty(name="Learning rate", description="Adam step on the control points in stage 3", default=2e-3, min=1e-5, max=0.1, precision=4)
+    appearance_steps: IntProperty(name="Appearance", default=QUALITY_PRESETS[DEFAULT_QUALITY].appearance_steps, min=1)
+    motion_steps: IntProperty(name="Motion", default=QUALITY_PRESETS[DEFAULT_QUALITY].motion_steps, min=1)
+    distillation_steps: IntProperty(name="Distillation", default=QUALITY_PRESETS[DEFAULT_QUALITY].distillation_steps, min=1)
+    resolution: IntProperty(
+        name="Resolution", description="Longer side of the frames the model works at, in pixels (0 = the model's own, 256 for ModelScope)",
+        default=0, min=0, max=1024, step=32,
+    )  # fmt: skip
+    guidance: FloatProperty(name="Guidance", description="Classifier-free guidance of stage 3 (Live Sketch: 30–40)", default=STAGE3.guidance, min=0.0, max=100.0)
+    learning_rate: FloatProperty(name="Learning rate", description="Adam step on the control points in stage 3", default=STAGE3.lr, min=1e-5, max=0.1, precision=4)
     init: EnumProperty(
         name="Start from",
         items=[("static", "Still sketch", "Stage 3 starts from the sketch copied to every frame (the paper)"),
@@ -54,15 +64,17 @@ class SketchAnimatorSettings(bpy.types.PropertyGroup):
     video_fit: EnumProperty(name="Fit", items=[("crop", "Crop", "Centre-crop the video to a square"), ("pad", "Pad", "Pad it to a square with white")], default="crop")
     video_start: FloatProperty(name="Video start", description="Seconds into the video (0 = its beginning)", default=0.0, min=0.0, unit="TIME_ABSOLUTE")
     video_end: FloatProperty(name="Video end", description="Seconds into the video (0 = its end)", default=0.0, min=0.0, unit="TIME_ABSOLUTE")
-    tolerance_px: FloatProperty(name="Fit tolerance", description="How far (canvas pixels) a fitted Bézier may stray from a hand-drawn stroke", default=0.5, min=0.05, max=5.0)
-    margin: FloatProperty(name="Margin", description="Empty border around the sketch on the canvas, as a fraction of it", default=0.1, min=0.0, max=0.4)
-    checkpoint_every: IntProperty(name="Checkpoint every", description="Steps between checkpoints (what a resume continues from)", default=25, min=1)
+    tolerance_px: FloatProperty(
+        name="Fit tolerance", description="How far (canvas pixels) a fitted Bézier may stray from a hand-drawn stroke", default=DEFAULT_TOLERANCE_PX, min=0.05, max=5.0
+    )  # fmt: skip
+    margin: FloatProperty(name="Margin", description="Empty border around the sketch on the canvas, as a fraction of it", default=DEFAULT_MARGIN, min=0.0, max=0.4)
+    checkpoint_every: IntProperty(name="Checkpoint every", description="Steps between checkpoints (what a resume continues from)", default=JOB.checkpoint_every, min=1)
     preview_rigidity: EnumProperty(
         name="Preview motion",
         items=[("deformable", "Deformable", "Smooth bending that follows the subject"),
                ("partwise", "Part-wise", "Rigid parts moving separately"),
                ("similarity", "Rigid", "One turn, scale and shift for the whole sketch")],
-        default="deformable",
+        default=PREVIEW.rigidity,
     )  # fmt: skip
 
     job_dir: StringProperty(name="Job folder", description="The folder of this object's last job", subtype="DIR_PATH")
@@ -77,7 +89,7 @@ class Preferences:
     model: str = DEFAULT_MODEL
     device: str = "auto"
     cache_dir: str = ""
-    default_quality: str = "STANDARD"
+    default_quality: str = DEFAULT_QUALITY_ITEM
 
 
 def preferences(context: Any = None) -> Preferences:

@@ -6,7 +6,8 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from ..operators import ops
-from ..operators.settings import DEFAULT_MODEL, DEVICE_ITEMS, QUALITY_ITEMS, ROOT_PACKAGE
+from ..engine.settings import DEFAULT_MODEL
+from ..operators.settings import DEFAULT_QUALITY_ITEM, DEVICE_ITEMS, QUALITY_ITEMS, ROOT_PACKAGE
 
 
 class SketchAnimatorPreferences(bpy.types.AddonPreferences):
@@ -29,7 +30,7 @@ class SketchAnimatorPreferences(bpy.types.AddonPreferences):
         "empty = the extension's user folder",
         subtype="DIR_PATH",
     )
-    default_quality: EnumProperty(name="Default quality", items=QUALITY_ITEMS, default="STANDARD")
+    default_quality: EnumProperty(name="Default quality", items=QUALITY_ITEMS, default=DEFAULT_QUALITY_ITEM)
 
     def draw(self, context: Any) -> None:
         layout = self.layout

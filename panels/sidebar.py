@@ -6,8 +6,9 @@ from typing import Any
 
 import bpy
 
-from ..engine import jobclient
-from ..operators import gp_io, jobs, ops
+from ..engine.job import client as jobclient
+from ..grease_pencil import blender_io as gp_io
+from ..operators import jobs, ops
 
 
 class VIEW3D_PT_sketch_animator(bpy.types.Panel):

@@ -19,6 +19,8 @@ SCENARIO, ARGS = sys.argv[1], json.loads(sys.argv[2])
 os.environ["BLENDER_USER_RESOURCES"] = ARGS["user_dir"]  # before importing bpy
 
 import bpy  # noqa: E402  (addon_utils exists once bpy is imported)
+
+# isort: split
 import addon_utils  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -48,7 +50,7 @@ def set_attr(drawing, name, values, data_type, domain, key):
 
 def make_gp_object(name="Sketch", transformed=True, strokes=("bezier", "poly", "bezier"), frame=1):
     """A GP object (on a rotated, scaled, parented empty when `transformed`) with known strokes."""
-    gp = ext("operators.gp_io")
+    gp = ext("grease_pencil.blender_io")
     data = gp.gp_datablocks().new(name)
     ob = bpy.data.objects.new(name, data)
     bpy.context.scene.collection.objects.link(ob)
@@ -100,7 +102,7 @@ def make_gp_object(name="Sketch", transformed=True, strokes=("bezier", "poly", "
 
 
 def read_layer(ob, layer):
-    gp = ext("operators.gp_io")
+    gp = ext("grease_pencil.blender_io")
     out = {}
     for frame in layer.frames:
         arrays = gp.read_drawing_arrays(frame.drawing)
@@ -109,16 +111,15 @@ def read_layer(ob, layer):
 
 
 def world(ob, layer, points):
-    gp = ext("operators.gp_io")
+    gp = ext("grease_pencil.blender_io")
     m = gp.layer_matrix_world(ob, layer)
     return np.asarray(points, np.float64) @ m[:3, :3].T + m[:3, 3]
 
 
 def static_result(sketch, frames=3, shift_px=0.0):
-    """A Sketch dict 'animated' by copies of itself (the GP → Sketch → GP round trip), optionally shifted."""
-    flat = np.concatenate([np.asarray(p["points"], np.float64) for p in sketch["paths"]])
-    stack = np.stack([flat + [shift_px * f, 0.0] for f in range(frames)])
-    return {**sketch, "frames": stack.tolist()}
+    """A Sketch 'animated' by copies of itself (the GP → Sketch → GP round trip), optionally shifted."""
+    flat = sketch.flat_points()
+    return sketch.with_frames(np.stack([flat + [shift_px * f, 0.0] for f in range(frames)]))
 
 
 def bezier_samples(ctrl, n=64):
@@ -145,6 +146,15 @@ def scenario_install():
         "load_handler": any(getattr(f, "__name__", "") == "reattach_after_load" for f in bpy.app.handlers.load_post),
     }
     imported_torch = "torch" in sys.modules
+    props = bpy.types.Object.bl_rna.properties["sketch_animator"].fixed_type.properties
+    engine_settings = ext("engine.settings")
+    derived = {  # the panel's items and defaults come from the engine's one source of settings
+        "quality_items": [item.identifier for item in props["quality"].enum_items],
+        "panel_presets": ["DEFAULT"] + [p.name.upper() for p in engine_settings.QUALITY_PRESETS.values() if p.in_panel],
+        "guidance": [props["guidance"].default, engine_settings.DistillationSettings().guidance],
+        "learning_rate": [props["learning_rate"].default, engine_settings.DistillationSettings().lr],
+        "frames": [props["num_frames"].default, engine_settings.DEFAULT_NUM_FRAMES],
+    }
     addon_utils.disable(MOD, default_set=True)
     after_disable = {
         "ops": sorted(dir(bpy.ops.sketch_animator)),
@@ -161,6 +171,7 @@ def scenario_install():
         "after_disable": after_disable,
         "ops_after_reenable": sorted(dir(bpy.ops.sketch_animator)),
         "torch_imported": imported_torch,
+        "derived": derived,
         "version": list(bpy.app.version),
     }
 
@@ -168,8 +179,8 @@ def scenario_install():
 def scenario_roundtrip():
     """GP → Sketch → GP on a transformed, parented object: where do the strokes land?"""
     enable()
-    gp = ext("operators.gp_io")
-    gg = ext("operators.gp_geometry")
+    gp = ext("grease_pencil.blender_io")
+    gg = ext("grease_pencil.mapping")
     ob = make_gp_object()
     source = ob.data.layers["Lines"]
     before = read_layer(ob, source)[1]
@@ -180,7 +191,7 @@ def scenario_roundtrip():
     offsets = before["offsets"]
     src_world = world(ob, source, before["position"])
     src_hl, src_hr = world(ob, source, before["handle_left"]), world(ob, source, before["handle_right"])
-    mapping = gg.CanvasMapping.from_dict(sketch["metadata"]["blender_mapping"])
+    mapping = gg.CanvasMapping.from_dict(sketch.metadata["blender_mapping"])
     bezier_err, poly_err_px, frames_equal = 0.0, 0.0, True
     for f in (5, 6, 7):
         a = after[f]
@@ -199,7 +210,7 @@ def scenario_roundtrip():
                 local = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_world[na:nb], np.ones(nb - na)].T).T[:, :3]
                 local_l = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_hl[na:nb], np.ones(nb - na)].T).T[:, :3]
                 local_r = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_hr[na:nb], np.ones(nb - na)].T).T[:, :3]
-                ctrl = ext("operators.gp_geometry")._interleave_bezier(local, local_l, local_r, False)
+                ctrl = ext("grease_pencil.strokes")._interleave_bezier(local, local_l, local_r, False)
                 curve = bezier_samples(gg.local_to_canvas(ctrl, mapping), 400)
                 pts = gg.local_to_canvas(before["position"][sa:sb].astype(np.float64), mapping)
                 d = np.sqrt(((pts[:, None, :] - curve[None, :, :]) ** 2).sum(-1)).min(1)
@@ -232,7 +243,7 @@ def scenario_roundtrip():
 def scenario_apply_twice():
     """Applying again replaces the animated layer; a moved result moves; bulk write matches the plan."""
     enable()
-    gp = ext("operators.gp_io")
+    gp = ext("grease_pencil.blender_io")
     ob = make_gp_object(transformed=False)
     bpy.context.scene.frame_end = 3
     sketch = gp.sketch_from_layer(ob, "Lines", 1)
@@ -241,7 +252,7 @@ def scenario_apply_twice():
     names = [l.name for l in ob.data.layers]
     frames = read_layer(ob, layer)
     dx = [float(np.mean(frames[f]["position"][:, 0] - frames[2]["position"][:, 0])) for f in sorted(frames)]
-    scale = sketch["metadata"]["blender_mapping"]["scale"]
+    scale = sketch.metadata["blender_mapping"]["scale"]
     return {
         "layers": names,
         "keyframes": sorted(frames),
@@ -301,7 +312,7 @@ def scenario_bad_inputs():
     bpy.context.view_layer.objects.active = ob
 
     # applying a result made from 3 strokes after a stroke was added: refused, nothing changed
-    gp = ext("operators.gp_io")
+    gp = ext("grease_pencil.blender_io")
     sketch = gp.sketch_from_layer(ob, "Lines", 1)
     ob.data.layers["Lines"].frames[0].drawing.add_strokes([2])
     try:
@@ -407,9 +418,8 @@ def scenario_end_to_end():
     applied = bpy.ops.sketch_animator.apply()
     layer = ob.data.layers["Lines animated"]
     frames = read_layer(ob, layer)
-    result = json.load(open(os.path.join(settings.job_dir, "result", "result.json")))
-    gg = ext("operators.gp_geometry")
-    plans = gg.plan_keyframes(result)
+    result = ext("engine.job.results").read_result(os.path.join(settings.job_dir, "result"))
+    plans = ext("grease_pencil.keyframes").plan_keyframes(result)
     position_err = max(float(np.abs(frames[10 + p.frame_index]["position"] - p.positions).max()) for p in plans)
     handle_err = max(float(np.abs(frames[10 + p.frame_index]["handle_right"] - p.handle_right).max()) for p in plans)
     source_after = read_layer(ob, ob.data.layers["Lines"])
@@ -432,7 +442,7 @@ def scenario_end_to_end():
         "keyframes": sorted(frames),
         "strokes_per_frame": [len(frames[f]["offsets"]) - 1 for f in sorted(frames)],
         "source_strokes": len(source_before[1]["offsets"]) - 1,
-        "result_frames": len(result["frames"]),
+        "result_frames": result.num_frames,
         "position_error": position_err,
         "handle_error": handle_err,
         "source_unchanged": bool(source_same),
@@ -515,7 +525,7 @@ def scenario_preview_motion():
     keys = sorted(frames)
     first_world = world(ob, layer, frames[keys[0]]["position"])
     last_world = world(ob, layer, frames[keys[-1]]["position"])
-    result = json.load(open(os.path.join(ob.sketch_animator.job_dir, "result", "result.json")))
+    result = ext("engine.job.results").read_result(os.path.join(ob.sketch_animator.job_dir, "result"))
     return {
         "started": sorted(started),
         "state": status.state,
@@ -524,7 +534,7 @@ def scenario_preview_motion():
         "keyframes": keys,
         "strokes_per_frame": [len(frames[f]["offsets"]) - 1 for f in keys],
         "moved_world_units": float(np.linalg.norm(last_world - first_world, axis=1).mean()),
-        "result_kind": (result.get("metadata") or {}).get("kind"),
+        "result_kind": result.metadata.get("kind"),
     }
 
 

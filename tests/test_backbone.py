@@ -8,15 +8,10 @@ import shutil
 import pytest
 import torch
 
-from engine.backbone import (
-    SPATIAL_TARGETS,
-    TEMPORAL_TARGETS,
-    AdapterError,
-    ModelError,
-    load_backbone,
-    read_adapter_metadata,
-    select_download_files,
-)
+from engine.backbones import load_backbone
+from engine.backbones.base import AdapterError, ModelError
+from engine.backbones.lora import read_adapter_metadata
+from engine.backbones.modelscope import SPATIAL_TARGETS, TEMPORAL_TARGETS, select_download_files
 
 SPATIAL_LAYER = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"
 TEMPORAL_LAYER = "down_blocks.0.temp_attentions.0.transformer_blocks.0.attn1.to_q"

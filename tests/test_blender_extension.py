@@ -80,7 +80,7 @@ def blender(request, tmp_path_factory, extension_zip, tiny_model_dir, video_file
 def test_manifest_validates_and_zip_holds_the_extension_only(extension_zip) -> None:
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
-    assert "engine/__main__.py" in names and "operators/gp_io.py" in names and "panels/sidebar.py" in names
+    assert "engine/__main__.py" in names and "engine/job/pipeline.py" in names and "grease_pencil/blender_io.py" in names and "panels/sidebar.py" in names
     assert "pyproject.toml" in names  # the engine's requirements, read by 'Create engine environment'
     assert any(name.startswith("wheels/defusedxml-") for name in names)
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "tools/", ".venv", ".git/")) or "__pycache__" in n]
@@ -96,6 +96,10 @@ def test_zip_installs_enables_registers_and_unregisters(blender) -> None:
     assert all(report["registered"].values()), report["registered"]
     assert report["after_disable"] == {"ops": [], "panel": False, "object_settings": False, "load_handler": False}
     assert report["torch_imported"] is False
+    derived = report["derived"]
+    assert derived["quality_items"] == derived["panel_presets"] == ["DEFAULT", "DRAFT", "STANDARD", "PAPER"]
+    for name in ("guidance", "learning_rate", "frames"):
+        assert derived[name][0] == pytest.approx(derived[name][1]), name
 
 
 def test_grease_pencil_round_trip_on_a_transformed_parented_object(blender) -> None:

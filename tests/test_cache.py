@@ -14,16 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.cache import (
-    AdapterCache,
-    CacheError,
-    TMP_PREFIX,
-    add_cache_commands,
-    cache_key,
-    default_cache_dir,
-    format_entries,
-)
-from engine.video import VideoSpec
+from engine.backbones.adapter_cache import TMP_PREFIX, AdapterCache, CacheError, cache_key, default_cache_dir, format_entries
+from engine.cli import add_cache_commands
+from engine.media.reference import VideoSpec
 
 PARTS = {"model": "ali-vilab/text-to-video-ms-1.7b", "revision": "main", "video_sha256": "ab" * 32, "lr": 5e-4, "rank": 32}
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import checkpoint
-from engine.checkpoint import (
+from engine.job import checkpoint
+from engine.job.checkpoint import (
     CheckpointError,
     JobCancelled,
     StopRequest,
@@ -28,7 +28,7 @@ from engine.checkpoint import (
     run_resumable,
     save_checkpoint,
 )
-from engine.events import EventLog, read_events
+from engine.job.events import EventLog, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 POSIX_ONLY = pytest.mark.skipif(os.name != "posix", reason="sends POSIX signals")
@@ -40,8 +40,8 @@ TRAINER = """
 import random, sys, time
 from pathlib import Path
 import numpy as np, torch
-from engine.checkpoint import JobCancelled, StopRequest, run_resumable
-from engine.events import EventLog, error_event
+from engine.job.checkpoint import JobCancelled, StopRequest, run_resumable
+from engine.job.events import EventLog, error_event
 
 def train(workdir, total, every, sleep_s):
     torch.manual_seed(0); np.random.seed(0); random.seed(0)

@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from engine.sketch import Sketch
+from engine.vector.sketch import Sketch
 
 ROOT = Path(__file__).resolve().parent.parent
 CAT = ROOT / "examples" / "cat.svg"

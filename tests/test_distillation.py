@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.appearance import model_renderer
-from engine.backbone import load_backbone
-from engine.distillation import DistillationSettings, SDSPrior, TargetFramesPrior, distill
-from engine.sketch import Path, Sketch
+from engine.backbones import load_backbone
+from engine.priors.diffusion import SDSPrior
+from engine.priors.target_frames import TargetFramesPrior
+from engine.settings import DistillationSettings
+from engine.stages.distillation import distill
+from engine.vector.render import model_view_renderer
+from engine.vector.sketch import Path, Sketch
 
 FRAMES = 6
 
@@ -43,7 +46,7 @@ def rotated(points: np.ndarray, degrees: float, centre=(32.0, 32.0)) -> np.ndarr
 def test_loop_recovers_a_known_motion_from_target_frames(motion, tmp_path) -> None:
     sketch = three_stroke_sketch()
     truth = np.stack([motion(sketch.flat_points(), i) for i in range(FRAMES)])
-    renderer = model_renderer(sketch, 64)
+    renderer = model_view_renderer(sketch, (64, 64))
     with torch.no_grad():
         targets = renderer.render(torch.tensor(truth, dtype=torch.float32))
     settings = DistillationSettings(steps=150, lr=1e-2, augment=False, resolution=64, checkpoint_every=1000)
@@ -86,7 +89,7 @@ def test_one_sds_step_reaches_every_control_point_with_weighted_adapters(tiny_mo
     assert not any(p.requires_grad for p in backbone.unet.parameters())
 
     sketch = three_stroke_sketch()
-    renderer = model_renderer(sketch, 64)
+    renderer = model_view_renderer(sketch, (64, 64))
     points = torch.tensor(np.repeat(sketch.flat_points()[None], 4, axis=0), dtype=torch.float32, requires_grad=True)
     out = prior(renderer.render(points), 0)
     out["loss"].backward()

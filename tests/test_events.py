@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import events as events_module
-from engine.events import EventLog, Progress, error_event, read_events
+from engine.job import events as events_module
+from engine.job.events import EventLog, Progress, error_event, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ def test_reader_restarts_when_the_log_was_replaced(tmp_path) -> None:
 
 WRITER = """
 import sys
-from engine.events import EventLog
+from engine.job.events import EventLog
 log = EventLog(sys.argv[1])
 for index in range(300):
     log.emit("progress", step=index, padding="x" * (index % 97))
@@ -97,7 +97,7 @@ def test_a_reader_in_another_process_sees_every_event_whole(tmp_path) -> None:
 
 
 def test_events_module_imports_neither_numpy_nor_torch() -> None:
-    code = "import sys, engine.events; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
+    code = "import sys, engine.job.events; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
 

@@ -1,9 +1,8 @@
-"""The add-on's side of the job folder (engine/jobclient.py, jobfolder.py, environment.py), without Blender:
+"""The add-on's side of the job folder (engine/job/client.py, folder.py, environment.py), without Blender:
 real engine processes started, watched, killed and resumed as the Animate button does."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -16,11 +15,15 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from engine import environment, jobclient
-from engine.events import EventLog
-from engine.jobfolder import DISTILLATION_OPTIONS, PREVIEW_OPTIONS, JobSpec, is_result_complete, read_result_dict, write_job_files
-from engine.sketch import Path as SketchPath
-from engine.sketch import Sketch
+from engine.errors import SketchAnimatorError
+from engine.job import client as jobclient
+from engine.job import environment
+from engine.job.events import EventLog
+from engine.job.folder import JobError, JobSpec, write_job
+from engine.job.results import is_result_complete, read_result
+from engine.settings import DISTILLATION_OPTIONS
+from engine.vector.sketch import Path as SketchPath
+from engine.vector.sketch import Sketch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,21 +44,30 @@ def inputs(tmp_path_factory) -> dict:
     for i in range(10):
         frames[i, 24:40, 4 + 3 * i : 20 + 3 * i] = texture
     iio.imwrite(folder / "video.mp4", frames, fps=10, codec="libx264")
-    return {"sketch": sketch.to_dict(), "video": str(folder / "video.mp4")}
+    return {"sketch": sketch, "video": str(folder / "video.mp4")}
 
 
 def make_job(folder: Path, inputs: dict, **overrides) -> Path:
     spec = JobSpec(video=inputs["video"], subject_prompt="A doodle.", motion_prompt="A doodle moves.", num_frames=4, resolution=64, device="cpu", **overrides)
-    return write_job_files(folder, inputs["sketch"], spec)
+    return write_job(folder, inputs["sketch"], spec)
 
 
-def test_job_options_name_exactly_the_settings_a_job_may_override() -> None:
-    from engine.distillation import DistillationSettings
-    from engine.preview import PreviewSettings
+def test_every_overridable_option_reaches_its_settings_and_others_are_refused_by_name() -> None:
+    from engine.settings import DistillationSettings, PreviewSettings
 
-    set_by_the_job = {"steps", "checkpoint_every", "resolution", "seed"}
-    assert DISTILLATION_OPTIONS == {f.name for f in dataclasses.fields(DistillationSettings)} - set_by_the_job
-    assert PREVIEW_OPTIONS == {f.name for f in dataclasses.fields(PreviewSettings)} - {"num_frames", "size"}
+    defaults = DistillationSettings()
+    changed = {name: (not getattr(defaults, name)) if isinstance(getattr(defaults, name), bool) else getattr(defaults, name) for name in DISTILLATION_OPTIONS}
+    changed.update(lr=1e-3, guidance=20.0, t_min=10, t_max=900, weighting="uniform", appearance_weight=0.25, motion_weight=0.75)
+    spec = JobSpec(video="v.mp4", subject_prompt="A.", motion_prompt="A moves.", distillation=changed, preview={"strength": 0.5, "rigidity": "similarity"})
+    built = DistillationSettings.from_dict({**spec.distillation, "steps": 3})
+    assert {name: getattr(built, name) for name in DISTILLATION_OPTIONS} == changed
+    assert PreviewSettings.from_dict(spec.preview).strength == 0.5
+    for field, options in (("distillation", {"guidanse": 3}), ("preview", {"strenght": 1})):
+        with pytest.raises(JobError, match="guidanse|strenght"):
+            JobSpec(video="v.mp4", subject_prompt="A.", motion_prompt="A moves.", **{field: options})
+    with pytest.raises(JobError, match="steps"):  # set by the job from its preset, not an option
+        JobSpec(video="v.mp4", subject_prompt="A.", motion_prompt="A moves.", distillation={"steps": 3})
+    assert isinstance(JobError("x"), SketchAnimatorError)
 
 
 def test_progress_fraction_weights_stages_by_their_steps(tmp_path) -> None:
@@ -83,8 +95,8 @@ def test_preview_job_runs_through_the_client_to_a_complete_result(inputs, tmp_pa
     assert status.state == jobclient.DONE, (status.error, (job / "engine.log").read_text()[-2000:])
     assert status.summary() == "Finished" and status.fraction == 1.0 and status.error is None
     assert is_result_complete(job / "result")
-    result = read_result_dict(job / "result")
-    assert len(result["frames"]) == 4 and result["metadata"]["kind"] == "preview"
+    result = read_result(job / "result")
+    assert result.num_frames == 4 and result.metadata["kind"] == "preview"
     record = json.loads((job / "process.json").read_text())
     assert record["command"] == [sys.executable, "-m", "engine", "run", str(job.resolve())]
     assert "engine run" in (job / "engine.log").read_text()  # the log holds the run's header and output

@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 import torch
 
+from engine.cli import add_metrics_commands
+from engine.job import outputs
+from engine.job.results import MANIFEST, MANIFEST_SCHEMA
 from engine.metrics import (
     DEFAULT_CLIP,
     DEFAULT_XCLIP,
     MetricModelError,
     MetricsError,
-    add_metrics_commands,
     appearance_alignment,
     clip_image_embeddings,
     download_command,
@@ -35,8 +37,8 @@ from engine.metrics import (
     temporal_consistency,
     uniform_frame_indices,
 )
-from engine.sketch import Path as Stroke
-from engine.sketch import Sketch
+from engine.vector.sketch import Path as Stroke
+from engine.vector.sketch import Sketch
 
 TINY_SIDE = 32
 TINY_FRAMES = 8
@@ -56,7 +58,7 @@ def save_tiny_clip_models(root: Path) -> tuple[Path, Path]:
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPTokenizer, XCLIPConfig, XCLIPModel, XCLIPProcessor
     from transformers.utils import logging
 
-    from engine.tiny import write_tiny_tokenizer
+    from engine.backbones.tiny import write_tiny_tokenizer
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
@@ -118,10 +120,10 @@ def sliding_animation(num_frames: int = 6, **metadata) -> Sketch:
     return sketch.with_frames(sketch.flat_points()[None] + shifts[:, None, :])
 
 
-def write_result(folder: Path, animation: Sketch) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    animation.save_json(folder / "result.json")
-    return folder
+def write_result(job: Path, animation: Sketch) -> Path:
+    """A finished result folder `job/result` holding the animation, written by the engine's own result writer."""
+    still = animation.with_points(animation.flat_points())
+    return outputs.write_result(job / "result", still, animation.frames, metadata=animation.metadata).out_dir
 
 
 # ---------------------------------------------------------------- the arithmetic
@@ -199,7 +201,7 @@ def test_still_animation_scores_exactly_one(tiny_metric_dirs, tmp_path) -> None:
 
 
 def test_moving_animation_scores_and_matches_xclip_itself(tiny_models) -> None:
-    from engine.render import render_sketch_frames
+    from engine.vector.render import render_sketch_frames
 
     animation = sliding_animation(12)
     report = score_animation(tiny_models, animation, PROMPT)
@@ -259,7 +261,7 @@ def test_cli_evaluate_prints_the_table_and_writes_json(tiny_metric_dirs, tmp_pat
     parser = argparse.ArgumentParser()
     add_metrics_commands(parser.add_subparsers(dest="command", required=True))
     folder = write_result(tmp_path / "job", sliding_animation(5, motion_prompt="recorded"))
-    (folder / "job.json").write_text(json.dumps({"motion_prompt": "from the job"}))
+    (folder.parent / "job.json").write_text(json.dumps({"motion_prompt": "from the job"}))
     clip_dir, xclip_dir = tiny_metric_dirs
     args = parser.parse_args(["evaluate", str(folder), "--motion", "A square slides.", "--clip", str(clip_dir), "--xclip", str(xclip_dir), "--device", "cpu"])
     args.handler(args)
@@ -271,9 +273,10 @@ def test_cli_evaluate_prints_the_table_and_writes_json(tiny_metric_dirs, tmp_pat
     assert (defaults.clip, defaults.xclip) == (DEFAULT_CLIP, DEFAULT_XCLIP)
 
 
-def test_prompt_falls_back_to_job_json(tiny_models, tmp_path) -> None:
+def test_prompt_falls_back_to_the_job_json_of_the_job_folder(tiny_models, tmp_path) -> None:
     folder = write_result(tmp_path / "job", still_animation(2))
-    (folder / "job.json").write_text(json.dumps({"motion_prompt": "A square waits."}))
+    (folder / "job.json").write_text(json.dumps({"motion_prompt": "not the job's: inside result/"}))
+    (folder.parent / "job.json").write_text(json.dumps({"motion_prompt": "A square waits."}))
     assert evaluate_result(folder, models=tiny_models)["motion_prompt"] == "A square waits."
 
 
@@ -317,11 +320,17 @@ def test_result_folder_problems_are_one_line_errors(tmp_path) -> None:
     square_sketch({"motion_prompt": PROMPT}).save_json(static / "result.json")
     with pytest.raises(MetricsError) as error:
         evaluate_result(static)
-    assert_one_line(error, "without frames")
+    assert_one_line(error, "incomplete")  # no manifest: its writing never finished
+    size = (static / "result.json").stat().st_size
+    (static / MANIFEST).write_text(json.dumps({"schema": MANIFEST_SCHEMA, "files": {"result.json": size}}))
     with pytest.raises(MetricsError) as error:
-        evaluate_result(write_result(tmp_path / "unprompted", still_animation(3)))
+        evaluate_result(static)
+    assert_one_line(error, "without frames")
+    unprompted = write_result(tmp_path / "unprompted", still_animation(3))
+    with pytest.raises(MetricsError) as error:
+        evaluate_result(unprompted)
     assert_one_line(error, "no motion prompt", "--motion")
-    assert not (tmp_path / "unprompted" / "metrics.json").exists()
+    assert not (unprompted / "metrics.json").exists()
 
 
 def test_single_frame_result_is_refused(tiny_models, tmp_path) -> None:

@@ -16,19 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from engine import media
 from engine.errors import SketchAnimatorError
 from engine.files import atomic_write
-from engine.outputs import (
-    MANIFEST,
-    draw_loss_curve,
-    nearest_reference_indices,
-    read_result,
-    side_by_side_frames,
-    write_result,
-)
-from engine.sketch import Path, Sketch
-from engine.svg import import_svg
+from engine.job.outputs import MANIFEST, draw_loss_curve, nearest_reference_indices, side_by_side_frames, write_result
+from engine.job.results import read_result
+from engine.media import writers as media
+from engine.vector.sketch import Path, Sketch
+from engine.vector.svg import import_svg
 
 WIDTH, HEIGHT = 64, 48
 NUM_FRAMES, NUM_REFERENCE = 6, 9

@@ -13,10 +13,10 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from engine.events import read_events
-from engine.outputs import read_result
-from engine.sketch import Path as SketchPath
-from engine.sketch import Sketch
+from engine.job.events import read_events
+from engine.job.results import read_result
+from engine.vector.sketch import Path as SketchPath
+from engine.vector.sketch import Sketch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,9 +72,17 @@ def test_animate_writes_every_output_with_the_input_topology(inputs, tiny_model_
     assert not np.allclose(animated.frames, original.flat_points()[None])  # the points moved
     assert animated.metadata["motion_prompt"] == "A rainbow moves right."
 
-    kinds = [e["kind"] for e in read_events(job / "events.jsonl")[0]]
+    events = read_events(job / "events.jsonl")[0]
+    kinds = [e["kind"] for e in events]
     assert kinds[0] == "job_start" and kinds[-1] == "done"
-    assert {"appearance", "motion", "distillation"} <= {e.get("stage") for e in read_events(job / "events.jsonl")[0]}
+    assert {"appearance", "motion", "distillation"} <= {e.get("stage") for e in events}
+    # every diagnostic the diffusion prior returns reaches the progress events and the result's history
+    sds_progress = [e for e in events if e["kind"] == "progress" and e.get("stage") == "distillation"]
+    assert sds_progress and all(e["grad_norm"] > 0 and 50 <= e["t"] <= 950 for e in sds_progress)
+    history = animated.metadata["history"]
+    assert set(history) == {"loss", "grad_norm", "t"} and all(len(v) == 6 for v in history.values())
+    assert history["loss"] == json.loads((result / "result.json").read_text())["metadata"]["history"]["loss"]
+    assert animated.metadata["prior"] == "diffusion" and animated.metadata["frame_size"] == [64, 64]
 
     # Running the finished job again does nothing but report it.
     again = run_engine([sys.executable, "-m", "engine", "run", str(job)])
@@ -116,7 +124,7 @@ def test_old_job_folder_is_refused_in_one_line(tmp_path) -> None:
 
 
 def test_job_settings_are_checked_before_anything_runs() -> None:
-    from engine.pipeline import JobError, JobSpec
+    from engine.job.folder import JobError, JobSpec
 
     base = dict(video="v.mp4", subject_prompt="A horse.", motion_prompt="A horse is galloping.")
     with pytest.raises(JobError, match="unknown distillation option"):
@@ -131,9 +139,10 @@ def test_job_settings_are_checked_before_anything_runs() -> None:
 
 
 def test_preview_init_gives_stage_3_the_tracked_motion(inputs, tmp_path) -> None:
-    from engine.events import EventLog
-    from engine.pipeline import JobError, JobSpec, previewed_motion
-    from engine.video import VideoSpec
+    from engine.job.events import EventLog
+    from engine.job.folder import JobError, JobSpec
+    from engine.job.pipeline import previewed_motion
+    from engine.media.reference import VideoSpec
 
     with pytest.raises(JobError, match="unknown init"):
         JobSpec(video="v.mp4", subject_prompt="A.", motion_prompt="B.", init="optical")
@@ -143,3 +152,75 @@ def test_preview_init_gives_stage_3_the_tracked_motion(inputs, tmp_path) -> None
     np.testing.assert_allclose(frames[0], sketch.flat_points(), atol=1e-6)
     shift = (frames - sketch.flat_points()[None]).mean(axis=1)
     assert np.all(np.diff(shift[:, 0]) > 0)  # the box moves right in the video: so does the sketch
+
+
+def test_target_frames_prior_by_name_recovers_a_known_motion_without_the_video_model(inputs, tmp_path) -> None:
+    from engine.job.folder import JobSpec, write_job
+    from engine.job.pipeline import run_job
+
+    sketch = Sketch.load_json(inputs["sketch"])
+    truth = np.stack([sketch.flat_points() + [2.0 * f, -1.0 * f] for f in range(4)])
+    job = tmp_path / "oracle"
+    job.mkdir()
+    sketch.with_frames(truth).save_json(job / "targets.json")
+    spec = JobSpec(
+        video=str(inputs["video"]), subject_prompt="", motion_prompt="", num_frames=4, resolution=80, seed=1,
+        prior="target-frames", prior_options={"targets": "targets.json"},  # relative to the job folder
+        steps={"distillation": 150}, distillation={"lr": 1e-2, "augment": False}, checkpoint_every=1000,
+    )  # fmt: skip
+    result = read_result(run_job(write_job(job, sketch, spec)))
+    assert np.linalg.norm(result.frames - truth, axis=-1).mean() < 1.0
+    events = read_events(job / "events.jsonl")[0]
+    assert events[0]["stage_steps"] == {"distillation": 150}  # no model: stages 1 and 2 do not run
+    assert {e.get("stage") for e in events if e["kind"] == "stage_start"} == {"distillation"}
+    assert result.metadata["prior"] == "target-frames" and result.metadata["model"] is None
+    history = result.metadata["history"]["loss"]
+    assert len(history) == 150 and np.mean(history[-10:]) < 0.2 * np.mean(history[:10])
+
+
+def test_unknown_prior_or_prior_option_is_refused_by_name() -> None:
+    from engine.job.folder import JobError, JobSpec
+
+    base = dict(video="v.mp4", subject_prompt="A.", motion_prompt="B.")
+    with pytest.raises(JobError, match="unknown prior 'oracle'.*diffusion, target-frames"):
+        JobSpec(**base, prior="oracle")
+    with pytest.raises(JobError, match="the diffusion prior has no option 'targets'"):
+        JobSpec(**base, prior_options={"targets": "t.json"})
+    with pytest.raises(JobError, match="unknown backbone 'sora'"):
+        JobSpec(**base, backbone="sora")
+
+
+def test_a_job_json_of_format_1_still_loads() -> None:
+    from engine.job.folder import JOB_VERSION, JobSpec
+
+    version_1 = {  # what the previous engine wrote (resolution was always set, no prior or backbone)
+        "schema": "sketch-animator/job", "version": 1, "video": "/clips/gallop.mp4", "subject_prompt": "A horse.",
+        "motion_prompt": "A horse is galloping.", "num_frames": 16, "video_start_s": None, "video_end_s": None, "video_fit": "crop",
+        "model": None, "quality": "draft", "seed": 4, "resolution": 256, "device": "auto", "dtype": "auto", "cache_dir": None,
+        "steps": {}, "checkpoint_every": 25, "distillation": {"guidance": 30.0}, "init": "static", "method": "diffusion", "preview": {},
+    }  # fmt: skip
+    spec = JobSpec.from_dict(version_1, "job.json")
+    assert (spec.resolution, spec.seed, spec.quality, spec.prior, spec.backbone) == (256, 4, "draft", "diffusion", None)
+    assert spec.distillation == {"guidance": 30.0} and spec.to_dict()["version"] == JOB_VERSION == 2
+
+
+def test_a_second_backbone_is_one_registration_and_its_frame_size_reaches_every_stage(inputs, tiny_model_dir, tmp_path, monkeypatch) -> None:
+    from engine import backbones
+    from engine.job.folder import JobSpec, write_job
+    from engine.job.pipeline import run_job
+
+    # a checkpoint of the ModelScope layout trained at another size: wide frames, 4-frame clips
+    entry = backbones.BackboneEntry("tiny-wide", ".modelscope:ModelScopeBackbone", frame_size=(64, 128), num_frames=4)
+    monkeypatch.setitem(backbones.BACKBONES, entry.name, entry)
+    spec = JobSpec(
+        video=str(inputs["video"]), subject_prompt="A rainbow.", motion_prompt="A rainbow moves right.", num_frames=4,
+        model=str(tiny_model_dir), backbone="tiny-wide", device="cpu", cache_dir=str(tmp_path / "cache"),
+        steps={"appearance": 2, "motion": 2, "distillation": 3}, checkpoint_every=100,
+    )  # fmt: skip
+    job = write_job(tmp_path / "wide", Sketch.load_json(inputs["sketch"]), spec)
+    result = read_result(run_job(job))
+    assert result.metadata["backbone"] == "tiny-wide" and result.metadata["frame_size"] == [64, 128]
+    assert iio.imread(job / "reference_frames.png").shape == (64, 4 * 128, 3)  # stage 2 read wide frames
+    assert np.isfinite(result.frames).all() and not np.allclose(result.frames, result.flat_points()[None])
+    stored = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "adapters").glob("*/manifest.json")]
+    assert sorted(m["stage"] for m in stored) == ["appearance", "motion"]

@@ -15,22 +15,15 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from engine.events import EventLog, read_events  # noqa: E402
-from engine.outputs import read_result  # noqa: E402
-from engine.preview import (  # noqa: E402
-    ExtentMapping,
-    PreviewError,
-    PreviewSettings,
-    SubjectTracks,
-    add_preview_command,
-    preview_motion,
-    smooth_over_time,
-    track_subject,
-    transfer_motion,
-)
-from engine.sketch import Path as Stroke  # noqa: E402
-from engine.sketch import Sketch  # noqa: E402
-from engine.video import VideoSpec  # noqa: E402
+from engine.cli import add_preview_command
+from engine.job.events import EventLog, read_events  # noqa: E402
+from engine.job.results import read_result  # noqa: E402
+from engine.media.reference import VideoSpec  # noqa: E402
+from engine.preview import ExtentMapping, PreviewError, SubjectTracks, preview_motion, track_subject, transfer_motion
+from engine.preview.transfer import smooth_over_time
+from engine.settings import PreviewSettings
+from engine.vector.sketch import Path as Stroke  # noqa: E402
+from engine.vector.sketch import Sketch  # noqa: E402
 
 SIZE = 256
 NUM_FRAMES = 16

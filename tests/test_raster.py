@@ -10,7 +10,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from engine.errors import RasterError
-from engine.raster import bezier_point, rasterize, rasterize_dense
+from engine.vector.raster import bezier_point, rasterize, rasterize_dense
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -226,7 +226,7 @@ def test_batch_dimensions_are_independent() -> None:
 
 MEMORY_PROBE = """
 import resource, sys, torch
-from engine.raster import rasterize
+from engine.vector.raster import rasterize
 size = int(sys.argv[1])
 rasterize(torch.rand(1, 2, 4, 2) * 30, 1.5, 32, 32)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -11,8 +11,8 @@ import torch
 
 from engine.errors import SketchError
 from engine.files import atomic_write, atomic_write_text
-from engine.render import SketchRenderer, render_sketch_frames
-from engine.sketch import Path, Sketch
+from engine.vector.render import SketchRenderer, render_sketch_frames
+from engine.vector.sketch import Path, Sketch
 
 
 def two_path_sketch() -> Sketch:

@@ -17,16 +17,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.appearance import AppearanceSettings, learn_appearance, model_renderer
-from engine.backbone import load_backbone
-from engine.cache import AdapterCache
+from engine.backbones import load_backbone
+from engine.backbones.adapter_cache import AdapterCache
 from engine.errors import SketchAnimatorError, SketchError
-from engine.events import EventLog, read_events
-from engine.lora_training import diffusion_loss
-from engine.motion import MotionSettings, clip_tensor, learn_motion
-from engine.sketch import Path as SketchPath
-from engine.sketch import Sketch
-from engine.video import VideoSpec, load_reference_frames
+from engine.job.events import EventLog, read_events
+from engine.media.reference import VideoSpec, load_reference_frames
+from engine.settings import AppearanceSettings, MotionSettings
+from engine.stages.appearance import learn_appearance
+from engine.stages.lora_training import diffusion_loss
+from engine.stages.motion import clip_tensor, learn_motion
+from engine.vector.render import model_view_renderer
+from engine.vector.sketch import Path as SketchPath
+from engine.vector.sketch import Sketch
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(resolution=64, checkpoint_every=10, rank=8)
@@ -82,7 +84,7 @@ def test_appearance_loss_falls_and_only_the_appearance_adapter_changes(backbone,
         for n, p in backbone.unet.named_parameters():
             if ".motion_temporal." in n:
                 p.normal_(0, 0.1)
-    renderer = model_renderer(sketch, 64)
+    renderer = model_view_renderer(sketch, (64, 64))
     with torch.no_grad():
         latents = backbone.encode_frames(renderer.render(renderer.points())[None], sample=False)
     text = backbone.encode_prompt("A rainbow.")
@@ -175,7 +177,7 @@ def test_motion_loss_falls_and_only_motion_adapters_change(backbone, moving_box_
     clip = load_reference_frames(spec)
     backbone.add_adapter("appearance", rank=4)
     with torch.no_grad():
-        latents = backbone.encode_frames(clip_tensor(clip.frames, 64), sample=False)
+        latents = backbone.encode_frames(clip_tensor(clip.frames, (64, 64)), sample=False)
     text = backbone.encode_prompt("A box moves right.")
     backbone.add_adapter("motion_spatial", rank=8)
     backbone.add_adapter("motion_temporal", rank=8)

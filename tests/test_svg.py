@@ -17,16 +17,8 @@ import numpy as np
 import pytest
 
 from engine.errors import SketchError, SVGError
-from engine.sketch import MAX_PATHS, Path, Sketch
-from engine.svg import (
-    DEFAULT_FILL_HALF_WIDTH,
-    MAX_SVG_BYTES,
-    SVGImportWarning,
-    export_svg,
-    import_svg,
-    save_svg,
-    save_svg_frames,
-)
+from engine.vector.sketch import MAX_PATHS, Path, Sketch
+from engine.vector.svg import DEFAULT_FILL_HALF_WIDTH, MAX_SVG_BYTES, SVGImportWarning, export_svg, import_svg, save_svg, save_svg_frames
 
 NS = "http://www.w3.org/2000/svg"
 K = 4 / 3 * (math.sqrt(2) - 1)  # handle length of a quarter circle: 4/3·tan(90°/4)
@@ -443,7 +435,7 @@ def test_colours(paint, rgb, opacity):
 def test_named_colours_match_pillows_css_table():
     from PIL import ImageColor
 
-    from engine.svg import _NAMED_COLORS
+    from engine.vector.svg.values import _NAMED_COLORS
 
     assert len(_NAMED_COLORS) >= 147
     for name, value in ImageColor.colormap.items():
@@ -817,9 +809,11 @@ def test_one_path_with_too_many_subpaths_or_points_fails_fast(monkeypatch):
     with pytest.raises(SVGError, match=f"<path id='many'>: more than {MAX_PATHS} strokes"):
         load(stroke("M0 0L1 1" * 10**6, 'id="many"'))
     assert time.perf_counter() - start < 5
-    import engine.svg
+    import engine.vector.svg.importer
+    import engine.vector.svg.outline
 
-    monkeypatch.setattr(engine.svg, "MAX_POINTS", 1000)
+    for module in (engine.vector.svg.importer, engine.vector.svg.outline):  # the walker's budget and the outline's message
+        monkeypatch.setattr(module, "MAX_POINTS", 1000)
     with pytest.raises(SVGError, match="<path id='long'>: more than 1000 control points"):
         load(stroke("M0 0" + "L1 1" * 400, 'id="long"'))
 

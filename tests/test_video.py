@@ -11,16 +11,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from engine import video
-from engine.video import (
-    ReferenceClip,
-    VideoError,
-    VideoSpec,
-    load_reference_frames,
-    sample_indices,
-    save_preview_strip,
-    video_content_hash,
-)
+from engine.media import reference as video
+from engine.media.reference import ReferenceClip, VideoError, VideoSpec, load_reference_frames, sample_indices, save_preview_strip, video_content_hash
 
 NUM_SOURCE = 40
 HEIGHT, WIDTH = 64, 96
@@ -170,8 +162,8 @@ def test_long_videos_are_streamed(tmp_path, monkeypatch) -> None:
     frames = np.repeat(moving_disc(40, 128, 128), 15, axis=0)  # 600 frames, 29 MB decoded
     path = write_video(tmp_path / "long.avi", frames, "mjpeg", ["-q:v", "5"], "yuvj444p")
     fitted = []
-    original_fit = video.fit_square
-    monkeypatch.setattr(video, "fit_square", lambda frame, *args: fitted.append(1) or original_fit(frame, *args))
+    original_fit = video.fit_frame
+    monkeypatch.setattr(video, "fit_frame", lambda frame, *args: fitted.append(1) or original_fit(frame, *args))
     tracemalloc.start()
     try:
         clip = load(path, num_frames=16, size=64)

@@ -1,0 +1,177 @@
+"""The job folder: the contract between the Blender add-on and the engine process (design.md §3).
+
+A job folder holds
+    job.json            the settings (`JobSpec`, versioned), written last and atomically
+    input_sketch.json   the sketch in the engine's Sketch JSON layout
+    events.jsonl        the append-only event log (engine/events.py)
+    engine.log          the engine process's stdout and stderr (tracebacks land here)
+    process.json        which process runs the job (pid, command), written by whoever starts it
+    cancel              present = please stop (read by the engine at every step)
+    distillation.ckpt   stage 3's checkpoint; stages 1–2 live in the adapter cache
+    result/             the result (engine/outputs.py), complete once its manifest exists
+
+This module needs no torch (numpy for the sketch), so the Blender add-on writes jobs through
+it; results are read through engine/job/results.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..backbones import backbone_entry
+from ..errors import SketchAnimatorError
+from ..files import atomic_write_text
+from ..priors import DEFAULT_PRIOR, check_prior_options, prior_entry
+from ..settings import (
+    DEFAULT_NUM_FRAMES, DEFAULT_QUALITY, DISTILLATION_OPTIONS, MAX_WINDOW_FRAMES, MIN_FRAMES, PREVIEW_OPTIONS, QUALITY_PRESETS, STAGES,
+    PreviewSettings,
+)  # fmt: skip
+
+if TYPE_CHECKING:
+    from ..media.reference import VideoSpec
+    from ..vector.sketch import Sketch
+
+JOB_SCHEMA = "sketch-animator/job"
+JOB_VERSION = 2  # 2: prior, prior_options, backbone; resolution may be None (the backbone's native size)
+READABLE_JOB_VERSIONS = (1, 2)
+
+JOB_FILE = "job.json"
+SKETCH_FILE = "input_sketch.json"
+EVENTS_FILE = "events.jsonl"
+LOG_FILE = "engine.log"
+PROCESS_FILE = "process.json"
+CANCEL_FILE = "cancel"
+RESULT_DIR = "result"
+
+# How the motion is made: the three diffusion stages, or the optical-flow preview (no model).
+METHODS = ("diffusion", "preview")
+INITS = ("static", "preview")
+PREVIEW_SIZE = PreviewSettings().size  # px the preview tracks at when the job gives no resolution
+
+class JobError(SketchAnimatorError):
+    """A job folder or its settings cannot be used."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a job needs besides the sketch; saved as job.json."""
+
+    video: str
+    subject_prompt: str
+    motion_prompt: str
+    num_frames: int = DEFAULT_NUM_FRAMES
+    video_start_s: float | None = None
+    video_end_s: float | None = None
+    video_fit: str = "crop"
+    model: str | None = None  # None: ModelScope if downloaded, else the embedded tiny model
+    quality: str = DEFAULT_QUALITY
+    seed: int = 0
+    resolution: int | None = None  # longer side of the model's frames; None: the backbone's native size (the preview: 256)
+    device: str = "auto"
+    dtype: str = "auto"
+    cache_dir: str | None = None
+    steps: dict[str, int] = field(default_factory=dict)  # overrides: appearance / motion / distillation
+    checkpoint_every: int = 25  # steps between resumable checkpoints, in every stage
+    distillation: dict[str, Any] = field(default_factory=dict)  # DistillationSettings overrides (guidance, lr, λ1, λ2, …)
+    init: str = "static"  # stage 3 starts from the sketch duplicated ("static") or from the tracked motion ("preview")
+    method: str = "diffusion"  # "diffusion" (stages 1–3) or "preview" (optical-flow motion transfer only)
+    preview: dict[str, Any] = field(default_factory=dict)  # PreviewSettings overrides (rigidity, strength, …)
+    prior: str = DEFAULT_PRIOR  # what stage 3 optimises against, by name (engine/priors/)
+    prior_options: dict[str, Any] = field(default_factory=dict)  # the prior's own options (target-frames: "targets")
+    backbone: str | None = None  # None: chosen for the model (engine/backbones/)
+
+    def __post_init__(self) -> None:
+        if self.quality not in QUALITY_PRESETS:
+            raise JobError(f"unknown quality preset {self.quality!r}: use one of {', '.join(QUALITY_PRESETS)}")
+        try:
+            prior_entry(self.prior)
+            check_prior_options(self.prior, self.prior_options)
+            if self.backbone is not None:
+                backbone_entry(self.backbone)
+        except SketchAnimatorError as exc:
+            raise JobError(str(exc)) from None
+        if self.resolution is not None and (isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or not 16 <= self.resolution <= 4096):
+            raise JobError(f"resolution {self.resolution!r} is out of range: use 16 to 4096 pixels, or none for the model's own size")
+        unknown = set(self.distillation) - DISTILLATION_OPTIONS
+        if unknown:
+            raise JobError(f"unknown distillation option(s) {sorted(unknown)}: see `python -m engine animate --help`")
+        unknown = set(self.preview) - PREVIEW_OPTIONS
+        if unknown:
+            raise JobError(f"unknown preview option(s) {sorted(unknown)}: see `python -m engine preview --help`")
+        if self.init not in INITS:
+            raise JobError(f"unknown init {self.init!r}: use static (the sketch duplicated) or preview (the tracked motion)")
+        if self.method not in METHODS:
+            raise JobError(f"unknown method {self.method!r}: use diffusion (the three stages) or preview (optical flow)")
+        if not MIN_FRAMES <= self.num_frames <= MAX_WINDOW_FRAMES:
+            raise JobError(f"{self.num_frames} frames asked for: the video model handles {MIN_FRAMES} to {MAX_WINDOW_FRAMES} (16 is its native length)")
+        unknown = set(self.steps) - set(STAGES)
+        if unknown:
+            raise JobError(f"unknown stage(s) {sorted(unknown)} in steps: use appearance, motion, distillation")
+        if any(not isinstance(n, int) or n < 1 for n in self.steps.values()):
+            raise JobError(f"steps {self.steps} must be whole numbers of at least 1")
+
+    def stage_steps(self) -> tuple[int, int, int]:
+        preset = QUALITY_PRESETS[self.quality].steps
+        return tuple(self.steps.get(stage, default) for stage, default in zip(STAGES, preset))  # type: ignore[return-value]
+
+    def video_spec(self, frame_size: tuple[int, int]) -> "VideoSpec":
+        """The reference clip this job reads, sampled at `frame_size` (height, width)."""
+        from ..media.reference import VideoSpec
+
+        height, width = frame_size
+        return VideoSpec(
+            path=self.video, num_frames=self.num_frames, size=height, width=width,
+            start_s=self.video_start_s, end_s=self.video_end_s, fit=self.video_fit,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": JOB_SCHEMA, "version": JOB_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> "JobSpec":
+        if not isinstance(data, dict) or data.get("schema") != JOB_SCHEMA:
+            raise JobError(f"{source} is not a Sketch Animator job file")
+        if data.get("version") not in READABLE_JOB_VERSIONS:
+            raise JobError(
+                f"{source} was written by another version of Sketch Animator (job format {data.get('version')!r}, "
+                f"this engine reads {', '.join(map(str, READABLE_JOB_VERSIONS))}): start the job again from Blender or `python -m engine animate`"
+            )
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise JobError(f"{source} is malformed ({exc})") from None
+
+
+def write_job(job_dir: str | os.PathLike, sketch: "Sketch", spec: JobSpec) -> Path:
+    """Create a job folder: the sketch (validated first) and job.json, written last and atomically,
+    so a folder with a job.json is a complete job."""
+    sketch.validate()
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    sketch.save_json(job_dir / SKETCH_FILE)
+    atomic_write_text(job_dir / JOB_FILE, json.dumps(spec.to_dict(), indent=2))
+    return job_dir
+
+
+def read_job(job_dir: str | os.PathLike) -> "tuple[Sketch, JobSpec]":
+    """The job's sketch and settings."""
+    from ..vector.sketch import Sketch
+
+    spec = read_job_spec(job_dir)
+    return Sketch.load_json(Path(job_dir) / SKETCH_FILE), spec
+
+
+def read_job_spec(job_dir: str | os.PathLike) -> JobSpec:
+    path = Path(job_dir) / JOB_FILE
+    if not path.is_file():
+        raise JobError(f"{job_dir} is not a job folder (no job.json): create one with `python -m engine animate` or from Blender")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise JobError(f"{path} cannot be read ({exc}): start the job again") from None
+    return JobSpec.from_dict(data, str(path))

@@ -1,0 +1,1 @@
+"""Pixels in and out: reference clips read and sampled (streamed, cropped or padded), images and animations written."""

@@ -1,0 +1,269 @@
+"""The vector sketch: paths of cubic Bézier segments on a pixel canvas, optionally animated.
+
+Conventions (design.md §3): pixel coordinates, origin top-left, x right, y down; pixel (i, j)
+covers [j, j+1) × [i, i+1). A path is a chain of k cubic segments stored as 3k+1 control
+points; consecutive segments share an end point. `half_width` has diffvg's `stroke_width`
+meaning (1.5 draws a 3 px line). A closed path's last point equals its first.
+
+An animation is the same sketch plus `frames`: per-frame control points, shape
+(F, total_points, 2), in the order of `Sketch.flat_points()`; topology never changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path as FilePath
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import SketchError
+from ..files import atomic_write_text
+
+SCHEMA = "sketch-animator/sketch"
+SCHEMA_VERSION = 1
+DEFAULT_CANVAS = 256  # pixels per side of a sketch canvas unless given
+MAX_CANVAS = 4096  # pixels per side; a 4096² float coverage image is already 64 MB per frame
+MAX_PATHS = 20_000
+MAX_POINTS = 1_000_000
+MAX_FRAMES = 1024
+MAX_JSON_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class Path:
+    """One stroke: a chain of cubic Béziers with a round-capped outline."""
+
+    points: np.ndarray  # (3k+1, 2) float64, pixel coordinates
+    closed: bool = False
+    half_width: float = 1.5
+    color: tuple[float, float, float] = (0.0, 0.0, 0.0)  # sRGB in [0, 1]
+    opacity: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.points = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
+        self.color = tuple(float(c) for c in self.color)  # type: ignore[assignment]
+        self.half_width = float(self.half_width)
+        self.opacity = float(self.opacity)
+        self.closed = bool(self.closed)
+
+    @property
+    def num_segments(self) -> int:
+        return (len(self.points) - 1) // 3
+
+    def segments(self) -> np.ndarray:
+        """(k, 4, 2) control points of each cubic segment."""
+        idx = 3 * np.arange(self.num_segments)[:, None] + np.arange(4)[None, :]
+        return self.points[idx]
+
+
+@dataclass
+class Sketch:
+    """A canvas and its paths; `frames` holds per-frame control points for an animation."""
+
+    paths: list[Path]
+    width: int = DEFAULT_CANVAS
+    height: int = DEFAULT_CANVAS
+    frames: np.ndarray | None = None  # (F, total_points, 2)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- topology
+    @property
+    def num_points(self) -> int:
+        return sum(len(p.points) for p in self.paths)
+
+    @property
+    def num_segments(self) -> int:
+        return sum(p.num_segments for p in self.paths)
+
+    @property
+    def num_frames(self) -> int:
+        return 0 if self.frames is None else int(self.frames.shape[0])
+
+    def flat_points(self) -> np.ndarray:
+        """All control points of all paths, concatenated: (total_points, 2)."""
+        return np.concatenate([p.points for p in self.paths], axis=0)
+
+    def point_offsets(self) -> np.ndarray:
+        """Start index of each path in `flat_points()`, plus the total at the end."""
+        return np.concatenate([[0], np.cumsum([len(p.points) for p in self.paths])]).astype(np.int64)
+
+    def segment_index(self) -> np.ndarray:
+        """(M, 4) indices into `flat_points()` of each segment's control points.
+
+        `flat_points()[segment_index()]` (or the same indexing on a tensor of per-frame
+        points) gives the (M, 4, 2) segments the rasterizer takes.
+        """
+        rows = []
+        for start, path in zip(self.point_offsets()[:-1], self.paths):
+            rows.append(start + 3 * np.arange(path.num_segments)[:, None] + np.arange(4)[None, :])
+        return np.concatenate(rows, axis=0).astype(np.int64)
+
+    def segment_path(self) -> np.ndarray:
+        """(M,) index of the path each segment belongs to."""
+        return np.repeat(np.arange(len(self.paths)), [p.num_segments for p in self.paths])
+
+    def segments(self) -> np.ndarray:
+        """(M, 4, 2) segments of the static sketch."""
+        return self.flat_points()[self.segment_index()]
+
+    def segment_half_widths(self) -> np.ndarray:
+        """(M,) half-width of each segment's path."""
+        return np.array([p.half_width for p in self.paths])[self.segment_path()]
+
+    def with_points(self, flat_points: np.ndarray) -> "Sketch":
+        """A static copy of this sketch with its control points replaced (same topology)."""
+        flat_points = np.asarray(flat_points, dtype=np.float64)
+        if flat_points.shape != (self.num_points, 2):
+            raise SketchError(
+                f"points have shape {flat_points.shape}, the sketch needs ({self.num_points}, 2)"
+            )
+        offsets = self.point_offsets()
+        paths = [replace(p, points=flat_points[a:b].copy()) for p, a, b in zip(self.paths, offsets[:-1], offsets[1:])]
+        return replace(self, paths=paths, frames=None)
+
+    def with_frames(self, frames: np.ndarray) -> "Sketch":
+        """This sketch animated with per-frame control points (F, total_points, 2)."""
+        out = replace(self, frames=np.asarray(frames, dtype=np.float64))
+        out.validate()
+        return out
+
+    def frame(self, index: int) -> "Sketch":
+        """The static sketch of one animation frame."""
+        if self.frames is None:
+            raise SketchError("the sketch has no animation frames")
+        return self.with_points(self.frames[index])
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) of all control points."""
+        pts = self.flat_points() if self.frames is None else self.frames.reshape(-1, 2)
+        return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
+
+    # --------------------------------------------------------------- validation
+    def validate(self) -> "Sketch":
+        """Raise `SketchError` with a one-line reason if anything is out of range."""
+        check_canvas(self.width, self.height)
+        if not self.paths:
+            raise SketchError("the sketch has no strokes: draw or import at least one stroke")
+        if len(self.paths) > MAX_PATHS:
+            raise SketchError(f"the sketch has {len(self.paths)} paths; the limit is {MAX_PATHS}: simplify it")
+        if self.num_points > MAX_POINTS:
+            raise SketchError(f"the sketch has {self.num_points} control points; the limit is {MAX_POINTS}")
+        for i, path in enumerate(self.paths):
+            _validate_path(i, path, self.width, self.height)
+        if self.frames is not None:
+            if self.frames.ndim != 3 or self.frames.shape[1:] != (self.num_points, 2):
+                raise SketchError(
+                    f"frames have shape {tuple(self.frames.shape)}; expected (F, {self.num_points}, 2), "
+                    "the same topology as the sketch"
+                )
+            if not 1 <= self.frames.shape[0] <= MAX_FRAMES:
+                raise SketchError(f"an animation needs 1 to {MAX_FRAMES} frames, not {self.frames.shape[0]}")
+            if not np.isfinite(self.frames).all():
+                raise SketchError("animation frames contain NaN or infinite coordinates")
+        return self
+
+    # --------------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "version": SCHEMA_VERSION,
+            "width": self.width,
+            "height": self.height,
+            "paths": [
+                {
+                    "points": p.points.tolist(),
+                    "closed": p.closed,
+                    "half_width": p.half_width,
+                    "color": list(p.color),
+                    "opacity": p.opacity,
+                }
+                for p in self.paths
+            ],
+            "frames": None if self.frames is None else self.frames.tolist(),
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "sketch JSON") -> "Sketch":
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise SketchError(f"{source} is not a Sketch Animator sketch (no \"schema\": \"{SCHEMA}\")")
+        version = data.get("version")
+        if version != SCHEMA_VERSION:
+            raise SketchError(
+                f"{source} has sketch format version {version!r}; this engine reads version "
+                f"{SCHEMA_VERSION}: re-export it with a matching Sketch Animator"
+            )
+        try:
+            paths = [
+                Path(
+                    points=np.asarray(p["points"], dtype=np.float64),
+                    closed=p.get("closed", False),
+                    half_width=p.get("half_width", 1.5),
+                    color=tuple(p.get("color", (0.0, 0.0, 0.0))),
+                    opacity=p.get("opacity", 1.0),
+                )
+                for p in data["paths"]
+            ]
+            frames = data.get("frames")
+            sketch = cls(
+                paths=paths,
+                width=int(data.get("width", DEFAULT_CANVAS)),
+                height=int(data.get("height", DEFAULT_CANVAS)),
+                frames=None if frames is None else np.asarray(frames, dtype=np.float64),
+                metadata=dict(data.get("metadata") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SketchError(f"{source} is malformed ({type(exc).__name__}: {exc})") from None
+        return sketch.validate()
+
+    def save_json(self, path: str | os.PathLike) -> FilePath:
+        """Write versioned JSON atomically."""
+        self.validate()
+        return atomic_write_text(path, json.dumps(self.to_dict()))
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "Sketch":
+        path = FilePath(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise SketchError(f"cannot read {path}: {exc.strerror}") from None
+        if size > MAX_JSON_BYTES:
+            raise SketchError(f"{path} is {size / 2**20:.0f} MB; a sketch JSON may be at most {MAX_JSON_BYTES >> 20} MB")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SketchError(f"{path} is not valid JSON ({exc})") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def check_canvas(width: Any, height: Any) -> None:
+    """Refuse canvas sizes the engine cannot hold in memory."""
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise SketchError(f"canvas {name} must be an integer, not {value!r}")
+        if not 1 <= value <= MAX_CANVAS:
+            raise SketchError(f"canvas {name} {value} is out of range: use 1 to {MAX_CANVAS} pixels")
+
+
+def _validate_path(i: int, path: Path, width: int, height: int) -> None:
+    n = len(path.points)
+    if n < 4 or (n - 1) % 3:
+        raise SketchError(f"path {i} has {n} control points; a chain of cubic segments needs 3k+1 (k ≥ 1)")
+    if not np.isfinite(path.points).all():
+        raise SketchError(f"path {i} has NaN or infinite coordinates")
+    if not (math.isfinite(path.half_width) and 0 < path.half_width <= max(width, height)):
+        raise SketchError(f"path {i} has half-width {path.half_width}; use a positive width smaller than the canvas")
+    if not (math.isfinite(path.opacity) and 0 <= path.opacity <= 1):
+        raise SketchError(f"path {i} has opacity {path.opacity}; use 0 to 1")
+    if len(path.color) != 3 or not all(math.isfinite(c) and 0 <= c <= 1 for c in path.color):
+        raise SketchError(f"path {i} has colour {path.color}; use three values from 0 to 1")
+
+
+def stack_frames(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack per-frame flat point arrays into (F, total_points, 2)."""
+    return np.stack([np.asarray(f, dtype=np.float64) for f in frames], axis=0)
