@@ -96,7 +96,7 @@ def time_phases(video: Path, substeps: int) -> dict[str, float]:
         seconds[f"transfer ({settings.rigidity})"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        write_result(out_dir, sketch, frames, clip.frames, metadata=preview_metadata(settings, spec, tracks, [*clip.warnings, *tracks.warnings]))
+        write_result(out_dir, sketch, frames, clip.frames, metadata=preview_metadata(settings, spec, tracks, [*clip.warnings, *tracks.warnings], clip))
         seconds["write (JSON, SVG, GIF/MP4 ×2)"] = time.perf_counter() - started
     seconds["flow steps"] = tracks.diagnostics.get("flow_steps", 0)
     seconds["tracks"] = tracks.num_tracks

@@ -13,11 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SketchAnimatorError
-from .vector.sketch import DEFAULT_CANVAS
 from .settings import (
-    DEFAULT_CLIP, DEFAULT_MODEL, DEFAULT_NUM_FRAMES, DEFAULT_QUALITY, DEFAULT_XCLIP, DISTILLATION_OPTIONS, FLOW_METHODS, QUALITY_PRESETS,
-    RIGIDITIES, STAGES, DistillationSettings, LoraTrainingSettings, PreviewSettings,
+    DEFAULT_CLIP,
+    DEFAULT_MODEL,
+    DEFAULT_NUM_FRAMES,
+    DEFAULT_POSE_RATE,
+    DEFAULT_QUALITY,
+    DEFAULT_WINDOW_OVERLAP,
+    DEFAULT_XCLIP,
+    DISTILLATION_OPTIONS,
+    FLOW_METHODS,
+    QUALITY_PRESETS,
+    RIGIDITIES,
+    STAGES,
+    DistillationSettings,
+    LoraTrainingSettings,
+    PreviewSettings,
+    check_number,
 )  # fmt: skip
+from .vector.sketch import DEFAULT_CANVAS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -98,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--motion", required=True, help='motion prompt for the video, e.g. "A horse is galloping."')
     animate.add_argument("--out", type=Path, required=True, help="job folder; the result goes to OUT/result")
     animate.add_argument("--model", default=None, help="hub id or folder (default: ModelScope T2V if downloaded, else the embedded tiny model)")
-    animate.add_argument("--frames", type=int, default=DEFAULT_NUM_FRAMES, help=f"output frames, sampled from the video (default {DEFAULT_NUM_FRAMES})")
+    animate.add_argument("--frames", type=int, default=DEFAULT_NUM_FRAMES, help=f"output poses, sampled from the video (default {DEFAULT_NUM_FRAMES})")
+    animate.add_argument("--pose-rate", type=float, default=None, help=f"poses per second of the chosen range instead of --frames (e.g. {DEFAULT_POSE_RATE:g}); long clips run as windows")
+    animate.add_argument("--window", type=int, default=None, help="poses per window of the video model (default: its native clip length, 16 for ModelScope)")
+    animate.add_argument("--window-overlap", type=int, default=DEFAULT_WINDOW_OVERLAP, help=f"poses consecutive windows share (default {DEFAULT_WINDOW_OVERLAP})")
+    animate.add_argument("--max-minutes", type=float, default=None, help="refuse a plan expected to take longer than this, before anything runs")
     animate.add_argument("--start", type=float, default=None, help="video start time in seconds")
     animate.add_argument("--end", type=float, default=None, help="video end time in seconds")
     animate.add_argument("--fit", choices=("crop", "pad"), default="crop", help="fit video frames to the model's frame shape by crop or white padding")
@@ -125,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     sds.add_argument("--appearance-weight", type=float, default=None, help=f"λ1 of the appearance LoRA (default {d.appearance_weight:g}; 0 = the paper's w/o A-LoRA)")
     sds.add_argument("--motion-weight", type=float, default=None, help=f"λ2 of the motion LoRA (default {d.motion_weight:g}; 0 = the paper's w/o M-LoRA)")
     sds.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="no random crop/perspective augmentation")
+    sds.add_argument("--periodic", action="store_true", default=None, help="a cycle (walk, gallop): the frame after the last is the first, so the loop is seamless")
     animate.set_defaults(handler=run_animate)
 
     run = commands.add_parser("run", help="run or resume a job folder (what the Blender add-on starts)")
@@ -263,6 +282,7 @@ def add_preview_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="result folder (result.json, frames/, animation.gif, side_by_side.gif …)")
     d = PreviewSettings()
     parser.add_argument("--frames", type=int, default=d.num_frames, help=f"frames sampled from the video (default {d.num_frames})")
+    parser.add_argument("--pose-rate", type=float, default=None, help="poses per second of the chosen range instead of --frames (no length limit)")
     parser.add_argument("--start", type=float, default=None, help="video start time in seconds (default: the beginning)")
     parser.add_argument("--end", type=float, default=None, help="video end time in seconds (default: the end)")
     parser.add_argument("--fit", choices=("crop", "pad"), default="crop", help="make video frames square by centre crop or white padding")
@@ -290,12 +310,17 @@ def add_preview_command(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_preview_command(args: argparse.Namespace) -> None:
     from .job.events import EventLog
+    from .media.reference import VideoSpec, poses_for_rate
     from .preview import preview_motion
     from .vector.load import load_sketch
 
+    frames = args.frames
+    if args.pose_rate is not None:
+        check_number("--pose-rate", args.pose_rate, 0.1, 120.0)
+        frames = poses_for_rate(VideoSpec(path=str(args.video), start_s=args.start, end_s=args.end), args.pose_rate)
     settings = PreviewSettings(
         rigidity=args.rigidity, strength=args.strength, temporal_smoothing=args.smoothing, follow_translation=not args.keep_in_place,
-        subject_box=None if args.box is None else tuple(args.box), flow=args.flow, num_frames=args.frames, size=args.resolution, seed=args.seed,
+        subject_box=None if args.box is None else tuple(args.box), flow=args.flow, num_frames=frames, size=args.resolution, seed=args.seed,
         flow_substeps=args.substeps,
     )  # fmt: skip
     sketch = load_sketch(args.sketch)
@@ -413,6 +438,7 @@ def run_animate(args: argparse.Namespace) -> None:
         seed=args.seed, resolution=args.resolution, device=args.device, dtype=args.dtype,
         cache_dir=str(args.cache_dir.resolve()) if args.cache_dir else None, steps=steps, distillation=distillation, init=args.init,
         prior=args.prior, prior_options=key_values(args.prior_option, "--prior-option"), backbone=args.backbone,
+        pose_rate=args.pose_rate, window=args.window, window_overlap=args.window_overlap, max_minutes=args.max_minutes,
     )
     if not (args.out / "job.json").is_file():
         write_job(args.out, load_sketch(args.sketch), spec)

@@ -24,6 +24,9 @@ DEFAULT_NUM_FRAMES = 16  # ModelScope's native clip length
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"  # evaluate: appearance alignment and temporal consistency
 DEFAULT_XCLIP = "microsoft/xclip-base-patch32"  # evaluate: motion alignment
 MIN_FRAMES, MAX_WINDOW_FRAMES = 2, 64  # frames one window of the video model may hold
+MAX_POSES = 1024  # poses of a whole animation (long clips run as several windows)
+DEFAULT_POSE_RATE = 8.0  # poses per second of reference, when the length follows the clip
+DEFAULT_WINDOW_OVERLAP = 4  # poses two consecutive windows share
 
 
 # ------------------------------------------------------------------------- quality presets
@@ -156,6 +159,7 @@ class DistillationSettings(Settings):
     appearance_weight: float = 0.5  # λ1; 0 reproduces the paper's "w/o A-LoRA" row
     motion_weight: float = 1.0  # λ2; 0 reproduces "w/o M-LoRA"
     augment: bool = True  # random crop + perspective of the frames, the same for all frames of a step
+    periodic: bool = False  # a cycle: the prior also sees the first frame after the last, so the loop's seam is judged like any step
     resolution: int | None = None  # longer side of the frames the model sees; None: the backbone's native size
     seed: int = 0
     checkpoint_every: int = 25

@@ -8,6 +8,7 @@ and 5.0 (`grease_pencils`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import bpy
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..engine.vector.sketch import Sketch
 from .keyframes import FramePlan, plan_keyframes, plan_new_strokes
+from .timing import Schedule, TimingOptions, plan_schedule, scene_frame_rate, scheduled_frames
 from .mapping import blender_object_scale, local_to_world
 from .strokes import DEFAULT_MARGIN, DEFAULT_TOLERANCE_PX, strokes_from_drawing_arrays, strokes_to_sketch
 
@@ -187,33 +189,50 @@ def write_plan(drawing: Any, plan: FramePlan, affine: np.ndarray | None = None) 
     drawing.tag_positions_changed()
 
 
-def keyframe_drawing(layer: Any, frame_number: int) -> Any:
-    """The drawing of a new keyframe (an existing one at that frame is reused)."""
-    frame = find_keyframe(layer, frame_number)
-    return (frame or layer.frames.new(frame_number)).drawing
+def keyframe_drawing(layer: Any, frame_number: int, keyframe_type: str = "KEYFRAME") -> Any:
+    """The drawing of a new keyframe of that type (an existing one at that frame is reused).
+
+    The type is set at once: a frame reference goes stale after the next `frames.new()`.
+    """
+    frame = find_keyframe(layer, frame_number) or layer.frames.new(frame_number)
+    frame.keyframe_type = keyframe_type
+    return frame.drawing
 
 
 def animated_layer_name(source_name: str) -> str:
     return source_name + ANIMATED_SUFFIX
 
 
-def apply_animation(ob: Any, result: Sketch, start_frame: int, layer_name: str | None = None) -> Any:
+@dataclass
+class Applied:
+    """What Apply wrote: the animated layer, the scheduled frames, and notes for the user."""
+
+    layer: Any
+    schedule: Schedule
+    notes: list[str]
+
+
+def apply_animation(ob: Any, result: Sketch, start_frame: int, timing: TimingOptions = TimingOptions(), scene: Any = None) -> Applied:
     """Write an animated Sketch (a job's result) as a new layer "<layer> animated" of `ob`.
 
-    One keyframe per frame from `start_frame`; the source layer stays and is hidden; an
-    earlier "<layer> animated" is replaced, not duplicated; the scene's frame range is
-    widened to cover the animation. Checks everything before touching the object.
+    Keys land on the scene's frame rate as `timing` says (grease_pencil/timing.py), with smooth
+    in-betweens (BREAKDOWN keyframes) or holds; a cycle or ping-pong gets a Time Offset modifier
+    filtered to the animated layer, so it repeats over the whole scene. The source layer stays
+    and is hidden; an earlier "<layer> animated" is replaced, not duplicated; the scene's frame
+    range is widened to cover the animation. Checks everything before touching the object.
     """
+    scene = scene or bpy.context.scene
     if not is_grease_pencil(ob):
         raise GreasePencilInputError("the result belongs to a Grease Pencil object, and this one is not: select it and Apply again")
     meta = result.metadata or {}
     source = meta.get("blender_source") or {}
-    layer_name = layer_name or source.get("layer")
+    layer_name = source.get("layer")
     source_layer = ob.data.layers.get(layer_name or "")
     if source_layer is None:
         raise GreasePencilInputError(f"'{ob.name}' has no layer '{layer_name}' any more: the result was made from it (rename it back, or Animate again)")
     try:
-        plans = plan_keyframes(result)
+        schedule = plan_schedule(meta.get("timing"), result.num_frames, scene_frame_rate(scene.render.fps, scene.render.fps_base), timing)
+        plans = plan_keyframes(result.with_frames(scheduled_frames(result.frames, schedule, timing.loop)))
     except (ValueError, KeyError, TypeError) as exc:
         raise GreasePencilInputError(f"the result cannot be applied ({exc})") from None
     expected = source.get("strokes")
@@ -233,13 +252,38 @@ def apply_animation(ob: Any, result: Sketch, start_frame: int, layer_name: str |
     target = data.layers.new(name, set_active=False)
     copy_layer_transform(source_layer, target)
     affine = np.linalg.solve(layer_matrix_world(ob, target), layer_matrix_world(ob, source_layer))
-    for plan in plans:
-        write_plan(keyframe_drawing(target, start_frame + plan.frame_index), plan, affine)
+    for plan, offset, is_key in zip(plans, schedule.frame_offsets.tolist(), schedule.is_key.tolist()):
+        write_plan(keyframe_drawing(target, start_frame + offset, "KEYFRAME" if is_key else "BREAKDOWN"), plan, affine)
+    set_loop(ob, target.name, timing.loop, None if schedule.loop_range is None else (start_frame + schedule.loop_range[0], start_frame + schedule.loop_range[1]))
     source_layer.hide = True
     target.hide = False
     data.layers.active = target
-    cover_frame_range(bpy.context.scene, start_frame, start_frame + len(plans) - 1)
-    return target
+    cover_frame_range(scene, start_frame, start_frame + int(schedule.frame_offsets[-1]))
+    return Applied(target, schedule, schedule.notes)
+
+
+LOOP_MODIFIER = "Sketch Animator loop"
+LOOP_MODES = {"cycle": "NORMAL", "pingpong": "PINGPONG"}
+
+
+def set_loop(ob: Any, layer_name: str, loop: str, frame_range: tuple[int, int] | None) -> Any:
+    """Blender's Time Offset modifier on the animated layer alone, repeating `frame_range` (Normal
+    for a cycle, Ping Pong), or none for a one-shot animation (an earlier one is removed)."""
+    name = f"{LOOP_MODIFIER}: {layer_name}"
+    old = ob.modifiers.get(name)
+    if old is not None:
+        ob.modifiers.remove(old)
+    if loop == "none" or frame_range is None:
+        return None
+    modifier = ob.modifiers.new(name, "GREASE_PENCIL_TIME")
+    modifier.tree_node_filter = layer_name
+    modifier.mode = LOOP_MODES[loop]
+    modifier.offset = 0  # the default of 1 would show each frame's successor
+    modifier.frame_scale = 1.0
+    modifier.use_keep_loop = True
+    modifier.use_custom_frame_range = True
+    modifier.frame_start, modifier.frame_end = frame_range
+    return modifier
 
 
 def copy_layer_transform(source: Any, target: Any) -> None:

@@ -76,6 +76,7 @@ def job_spec(settings: Any, prefs: Preferences, method: str) -> JobSpec:
             subject_prompt=settings.subject_prompt.strip(),
             motion_prompt=settings.motion_prompt.strip(),
             num_frames=settings.num_frames,
+            pose_rate=settings.pose_rate if settings.pose_mode == "RATE" else None,
             video_start_s=settings.video_start or None,
             video_end_s=settings.video_end or None,
             video_fit=settings.video_fit,
@@ -87,7 +88,7 @@ def job_spec(settings: Any, prefs: Preferences, method: str) -> JobSpec:
             cache_dir=str(cache_folder(prefs)),
             steps=steps,
             checkpoint_every=settings.checkpoint_every,
-            distillation={"guidance": settings.guidance, "lr": settings.learning_rate},
+            distillation={"guidance": settings.guidance, "lr": settings.learning_rate, "periodic": settings.loop == "cycle"},
             init=settings.init,
             method=method,
             preview={"rigidity": settings.preview_rigidity},
@@ -273,7 +274,7 @@ def reattach_after_load(*_args: Any) -> None:
 
 # --------------------------------------------------------------------------- applying
 def apply_result(ob: Any, context: Any) -> Any:
-    """Write the finished result of the object's job as the layer "<layer> animated"."""
+    """Write the finished result of the object's job as the layer "<layer> animated", timed as the panel says."""
     settings = ob.sketch_animator
     job = tracked(settings.job_dir)
     if job is None:
@@ -283,11 +284,11 @@ def apply_result(ob: Any, context: Any) -> Any:
         raise UserError(f"the job is not finished ({status.summary()})")
     try:
         result = read_result(job.watcher.result_dir)
-        layer = gp_io.apply_animation(ob, result, settings.start_frame)
+        applied = gp_io.apply_animation(ob, result, settings.start_frame, settings.timing(), context.scene)
     except (SketchAnimatorError, gp_io.GreasePencilInputError) as exc:
         raise UserError(str(exc)) from None
     settings.last_error = ""
-    return layer
+    return applied
 
 
 def register() -> None:

@@ -118,7 +118,7 @@ class SKETCH_ANIMATOR_OT_resume(GreasePencilOperator, bpy.types.Operator):
 
 
 class SKETCH_ANIMATOR_OT_apply(GreasePencilOperator, bpy.types.Operator):
-    """Write the finished animation as a new layer, one keyframe per frame (the source layer is kept, hidden)"""
+    """Write the finished animation as a new layer, keyed on the scene's frame rate (the source layer is kept, hidden)"""
 
     bl_idname = f"{PREFIX}.apply"
     bl_label = "Apply"
@@ -127,10 +127,13 @@ class SKETCH_ANIMATOR_OT_apply(GreasePencilOperator, bpy.types.Operator):
     def execute(self, context: Any) -> set[str]:
         ob = _active_gp(context)
         try:
-            layer = jobs.apply_result(ob, context)
+            applied = jobs.apply_result(ob, context)
         except jobs.UserError as exc:
             return _fail(self, ob, str(exc))
-        self.report({"INFO"}, f"Sketch Animator: wrote layer '{layer.name}'")
+        for note in applied.notes:
+            self.report({"WARNING"}, note)
+        keys = len(applied.schedule.key_offsets)
+        self.report({"INFO"}, f"Sketch Animator: wrote layer '{applied.layer.name}' ({keys} keys over {int(applied.schedule.frame_offsets[-1]) + 1} frames)")
         return {"FINISHED"}
 
 

@@ -10,13 +10,15 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 
 from ..engine.job.folder import JobSpec
 from ..engine.settings import (
-    DEFAULT_MODEL, DEFAULT_NUM_FRAMES, DEFAULT_QUALITY, MAX_WINDOW_FRAMES, MIN_FRAMES, QUALITY_PRESETS, DistillationSettings, PreviewSettings,
+    DEFAULT_MODEL, DEFAULT_NUM_FRAMES, DEFAULT_POSE_RATE, DEFAULT_QUALITY, MAX_POSES, MIN_FRAMES, QUALITY_PRESETS, DistillationSettings,
+    PreviewSettings,
 )  # fmt: skip
 from ..grease_pencil.strokes import DEFAULT_MARGIN, DEFAULT_TOLERANCE_PX
+from ..grease_pencil.timing import MAX_SPEED, MIN_SPEED, TimingOptions
 
 ROOT_PACKAGE = __package__.rpartition(".")[0]  # bl_ext.<repo>.sketch_animator
 EXTENSION_ROOT = Path(__file__).resolve().parent.parent  # holds engine/ and pyproject.toml
-STAGE3, PREVIEW, JOB = DistillationSettings(), PreviewSettings(), JobSpec("", "", "")  # the defaults the properties show
+STAGE3, PREVIEW, JOB, TIMING = DistillationSettings(), PreviewSettings(), JobSpec("", "", ""), TimingOptions()  # the defaults the properties show
 
 # Enum identifiers are the preset names in capitals (what .blend files and preferences store).
 QUALITY_ITEMS = [(p.name.upper(), p.label, p.description) for p in QUALITY_PRESETS.values() if p.in_panel]
@@ -37,11 +39,45 @@ class SketchAnimatorSettings(bpy.types.PropertyGroup):
     video: StringProperty(name="Reference video", description="The video whose motion the sketch follows", subtype="FILE_PATH")
     subject_prompt: StringProperty(name="Subject", description="What the sketch shows, a short sentence", default="A horse.")
     motion_prompt: StringProperty(name="Motion", description="What moves and how, a short sentence", default="A horse is galloping.")
+    pose_mode: EnumProperty(
+        name="Poses",
+        items=[("RATE", "Per second of video", "As many poses as the pose rate gives for the chosen range of the video (long clips run as windows)"),
+               ("COUNT", "Fixed count", "Exactly this many poses, sampled evenly from the chosen range")],
+        default="RATE",
+    )  # fmt: skip
+    pose_rate: FloatProperty(name="Pose rate", description="Poses per second of the reference video (8 is about every third frame at 24 fps)", default=DEFAULT_POSE_RATE, min=0.1, max=120.0)
     num_frames: IntProperty(
-        name="Frames", description=f"Frames of the animation (the video model's native length is {DEFAULT_NUM_FRAMES})",
-        default=DEFAULT_NUM_FRAMES, min=MIN_FRAMES, max=MAX_WINDOW_FRAMES,
+        name="Frames", description=f"Poses of the animation (the video model's native window is {DEFAULT_NUM_FRAMES}; more run as windows)",
+        default=DEFAULT_NUM_FRAMES, min=MIN_FRAMES, max=MAX_POSES,
     )  # fmt: skip
     start_frame: IntProperty(name="Start frame", description="Scene frame of the first animation keyframe", default=1)
+    speed: FloatProperty(
+        name="Speed ×", description="Scales the reference's timing: keys at start + round(t × scene fps × speed); 2 makes the animation twice as long, 0.5 half",
+        default=TIMING.speed, min=MIN_SPEED, max=MAX_SPEED,
+    )  # fmt: skip
+    key_timing: EnumProperty(
+        name="Keys",
+        items=[("reference", "Match the reference", "Each pose at its time in the video, on the scene's frame rate"),
+               ("every_frame", "Every frame", "One pose per scene frame"),
+               ("every_n", "Every N frames", "One pose every N frames: on twos, threes"),
+               ("fit", "Fit to N frames", "The poses' timing spread over a fixed number of frames")],
+        default=TIMING.keys,
+    )  # fmt: skip
+    every_n: IntProperty(name="Every", description="Frames between keys (2: on twos)", default=TIMING.every_n, min=1, max=1000)
+    fit_frames: IntProperty(name="Fit to", description="Scene frames the animation (or one loop) spans", default=TIMING.fit_frames, min=2)
+    inbetweens: EnumProperty(
+        name="In-betweens",
+        items=[("smooth", "Smooth", "Smooth in-betweens on every frame between keys (BREAKDOWN keyframes)"),
+               ("hold", "Hold", "Each key holds until the next")],
+        default=TIMING.inbetweens,
+    )  # fmt: skip
+    loop: EnumProperty(
+        name="Loop",
+        items=[("none", "Once", "Play the animation once"),
+               ("cycle", "Cycle", "A cycle (walk, gallop): the last pose flows into the first, optimised to loop, repeated by a Time Offset modifier"),
+               ("pingpong", "Ping-pong", "Forward then backward, repeated by a Time Offset modifier")],
+        default=TIMING.loop,
+    )  # fmt: skip
     quality: EnumProperty(name="Quality", items=QUALITY_WITH_DEFAULT, default="DEFAULT")
     seed: IntProperty(name="Seed", description="Random seed: the same seed and settings give the same animation", default=JOB.seed, min=0)
 
@@ -76,6 +112,10 @@ class SketchAnimatorSettings(bpy.types.PropertyGroup):
                ("similarity", "Rigid", "One turn, scale and shift for the whole sketch")],
         default=PREVIEW.rigidity,
     )  # fmt: skip
+
+    def timing(self) -> TimingOptions:
+        """The Apply options as the Grease Pencil bridge takes them."""
+        return TimingOptions(self.speed, self.key_timing, self.every_n, self.fit_frames, self.inbetweens, self.loop)
 
     job_dir: StringProperty(name="Job folder", description="The folder of this object's last job", subtype="DIR_PATH")
     last_error: StringProperty(name="Last error")

@@ -34,8 +34,9 @@ class VIEW3D_PT_sketch_animator(bpy.types.Panel):
         layout.prop(settings, "subject_prompt")
         layout.prop(settings, "motion_prompt")
         col = layout.column(align=True)
-        col.prop(settings, "num_frames")
-        col.prop(settings, "start_frame")
+        col.prop(settings, "pose_mode")
+        col.prop(settings, "pose_rate" if settings.pose_mode == "RATE" else "num_frames")
+        draw_timing(layout, settings)
         layout.prop(settings, "quality")
         layout.prop(settings, "seed")
         draw_advanced(layout, settings)
@@ -56,6 +57,21 @@ class VIEW3D_PT_sketch_animator(bpy.types.Panel):
         sub.enabled = status is not None and status.state == jobclient.DONE
         sub.operator(ops.SKETCH_ANIMATOR_OT_apply.bl_idname, icon="CHECKMARK")
         draw_status(layout, settings, status)
+
+
+def draw_timing(layout: Any, settings: Any) -> None:
+    """When the poses play in the scene (Apply reads these; they can change after the job ran)."""
+    col = layout.column(align=True)
+    col.prop(settings, "start_frame")
+    col.prop(settings, "key_timing")
+    if settings.key_timing == "reference":
+        col.prop(settings, "speed")
+    elif settings.key_timing == "every_n":
+        col.prop(settings, "every_n")
+    elif settings.key_timing == "fit":
+        col.prop(settings, "fit_frames")
+    col.prop(settings, "inbetweens")
+    col.prop(settings, "loop")
 
 
 def draw_advanced(layout: Any, settings: Any) -> None:

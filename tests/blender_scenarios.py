@@ -186,7 +186,7 @@ def scenario_roundtrip():
     before = read_layer(ob, source)[1]
     tolerance = 0.5
     sketch = gp.sketch_from_layer(ob, "Lines", 1, canvas=256, margin=0.1, tolerance_px=tolerance)
-    layer = gp.apply_animation(ob, static_result(sketch, frames=3), start_frame=5)
+    layer = gp.apply_animation(ob, static_result(sketch, frames=3), start_frame=5).layer
     after = read_layer(ob, layer)
     offsets = before["offsets"]
     src_world = world(ob, source, before["position"])
@@ -248,7 +248,7 @@ def scenario_apply_twice():
     bpy.context.scene.frame_end = 3
     sketch = gp.sketch_from_layer(ob, "Lines", 1)
     gp.apply_animation(ob, static_result(sketch, frames=4), start_frame=1)
-    layer = gp.apply_animation(ob, static_result(sketch, frames=6, shift_px=10.0), start_frame=2)
+    layer = gp.apply_animation(ob, static_result(sketch, frames=6, shift_px=10.0), start_frame=2).layer
     names = [l.name for l in ob.data.layers]
     frames = read_layer(ob, layer)
     dx = [float(np.mean(frames[f]["position"][:, 0] - frames[2]["position"][:, 0])) for f in sorted(frames)]
@@ -394,7 +394,8 @@ def prepare_job_object(frames=4, steps=(2, 2, 3), transformed=True):
     settings = ob.sketch_animator
     settings.video = ARGS["video"]
     settings.subject_prompt, settings.motion_prompt = "A doodle.", "A doodle moves right."
-    settings.num_frames, settings.start_frame = frames, 10
+    settings.pose_mode, settings.num_frames, settings.start_frame = "COUNT", frames, 10
+    settings.key_timing, settings.inbetweens = "every_frame", "hold"  # one key per frame, as these scenarios check
     settings.custom_steps = True
     settings.appearance_steps, settings.motion_steps, settings.distillation_steps = steps
     settings.resolution = 64
@@ -587,6 +588,113 @@ def scenario_check_engine():
             out[key] = "(started)"
         except RuntimeError as exc:
             out[key] = str(exc).strip().splitlines()[-1]
+    return out
+
+
+def timed_result(sketch, times_s, period_s=None, motion=None):
+    """An animated Sketch with a result's timing: pose k at times_s[k], moved by motion(t) (canvas px;
+    default a circle of 20 px at 2 rad/s, a curved motion smooth in time)."""
+    flat = sketch.flat_points()
+    motion = motion or (lambda t: 20 * np.array([np.cos(2 * t) - 1, np.sin(2 * t)]))
+    animated = sketch.with_frames(np.stack([flat + motion(t) for t in times_s]))
+    times = list(times_s)
+    animated.metadata["timing"] = {"times_s": times, "period_s": period_s or times[-1] + (times[-1] - times[0]) / (len(times) - 1)}
+    return animated
+
+
+def key_frames(layer):
+    return [(f.frame_number, f.keyframe_type) for f in layer.frames]
+
+
+def evaluated_positions(ob, layer_name, frame):
+    bpy.context.scene.frame_set(frame)
+    evaluated = ob.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    current = evaluated.data.layers[layer_name].current_frame()
+    arrays = ext("grease_pencil.blender_io").read_drawing_arrays(current.drawing)
+    return arrays["position"].astype(np.float64)
+
+
+def scenario_timing():
+    """Apply with timing: keys on the scene's frame rate, in-betweens, holds, cycles, old results, bad input."""
+    enable()
+    gp = ext("grease_pencil.blender_io")
+    timing = ext("grease_pencil.timing")
+    scene = bpy.context.scene
+    ob = make_gp_object(transformed=False)
+    sketch = gp.sketch_from_layer(ob, "Lines", 1)
+    times = [round(k * 23 / 15 + 1e-9) / 12 for k in range(16)]  # 16 poses of a 2 s reference at 12 fps
+    result = timed_result(sketch, times)
+    out = {"keys": {}, "expected": {}}
+    for label, fps, fps_base, speed in (("24", 24, 1.0, 1.0), ("29.97", 30, 1.001, 1.0), ("half", 24, 1.0, 0.5), ("double", 24, 1.0, 2.0)):
+        scene.render.fps, scene.render.fps_base = fps, fps_base
+        applied = gp.apply_animation(ob, result, 10, timing.TimingOptions(speed=speed, inbetweens="hold"), scene)
+        out["keys"][label] = [n for n, _ in key_frames(applied.layer)]
+        scene_fps = fps / fps_base
+        out["expected"][label] = sorted({10 + round(t * scene_fps * speed) for t in times})
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+
+    # smooth in-betweens: keys exact, BREAKDOWN between, a point's path C1
+    applied = gp.apply_animation(ob, result, 10, timing.TimingOptions(), scene)
+    layer = applied.layer
+    frames = read_layer(ob, layer)
+    types = dict(key_frames(layer))
+    key_numbers = [10 + int(o) for o in applied.schedule.key_offsets]
+    plans = ext("grease_pencil.keyframes").plan_keyframes(result)
+    key_error = max(float(np.abs(frames[n]["position"] - plans[i].positions).max()) for i, n in enumerate(key_numbers))
+    path = np.stack([frames[n]["position"][0] for n in sorted(frames)])  # the first knot, every frame
+    jumps = np.linalg.norm(np.diff(path, 2, axis=0), axis=1)  # velocity change around each frame (frames 11 … last − 1)
+    around_key = np.isin(np.arange(11, 11 + len(jumps)), key_numbers)
+    out["smooth"] = {
+        "frames": sorted(frames), "key_numbers": key_numbers, "key_error": key_error,
+        "types_at_keys": sorted({types[n] for n in key_numbers}), "types_between": sorted({t for n, t in types.items() if n not in key_numbers}),
+        "jump_at_keys": float(jumps[around_key].max()), "jump_between": float(jumps[~around_key].max()),
+        "max_velocity": float(np.linalg.norm(np.diff(path, axis=0), axis=1).max()),
+    }
+    # holds: only keys; a frame between two keys shows the earlier key
+    applied = gp.apply_animation(ob, result, 10, timing.TimingOptions(inbetweens="hold"), scene)
+    held_frame = key_numbers[1] + 1
+    out["hold"] = {
+        "frames": [n for n, _ in key_frames(applied.layer)],
+        "shown_between": applied.layer.get_frame_at(held_frame).frame_number,
+        "types": sorted({t for _, t in key_frames(applied.layer)}),
+    }
+    # a cycle: in-betweens back into the first key, a Time Offset modifier on the animated layer only
+    cycle_times = [k / 12 for k in range(12)]
+    circle = lambda t: 20 * np.array([np.cos(2 * np.pi * t) - 1, np.sin(2 * np.pi * t)])  # noqa: E731  one turn per second
+    applied = gp.apply_animation(ob, timed_result(sketch, cycle_times, 1.0, circle), 10, timing.TimingOptions(loop="cycle"), scene)
+    layer_name = applied.layer.name
+    modifier = next(m for m in ob.modifiers if m.type == "GREASE_PENCIL_TIME")
+    period = applied.schedule.period
+    inside = np.stack([evaluated_positions(ob, layer_name, 10 + f)[0] for f in range(period + 2)])
+    later = [evaluated_positions(ob, layer_name, 10 + 3 * period + f) for f in (0, 5)]
+    steps = np.linalg.norm(np.diff(inside, axis=0), axis=1)
+    out["cycle"] = {
+        "period": period, "modifier_mode": modifier.mode, "filter": modifier.tree_node_filter, "layer": layer_name,
+        "range": [modifier.frame_start, modifier.frame_end], "keep_loop": modifier.use_keep_loop, "offset": modifier.offset,
+        "looped_equal": [float(np.abs(later[0] - evaluated_positions(ob, layer_name, 10)).max()), float(np.abs(later[1] - evaluated_positions(ob, layer_name, 15)).max())],
+        "seam_step": float(steps[period - 1]), "mean_step": float(steps[: period - 1].mean()),
+        "other_layer_frames": [f.frame_number for f in ob.data.layers["Lines"].frames],
+    }
+    applied = gp.apply_animation(ob, timed_result(sketch, cycle_times, 1.0, circle), 10, timing.TimingOptions(loop="pingpong"), scene)
+    modifiers = [m for m in ob.modifiers if m.type == "GREASE_PENCIL_TIME"]
+    out["pingpong"] = {"count": len(modifiers), "mode": modifiers[0].mode, "range": [modifiers[0].frame_start, modifiers[0].frame_end]}
+    applied = gp.apply_animation(ob, result, 10, timing.TimingOptions(), scene)
+    out["once_modifiers"] = len([m for m in ob.modifiers if m.type == "GREASE_PENCIL_TIME"])
+
+    # an older result without timing: consecutive keys, with a note
+    old = static_result(sketch, frames=5, shift_px=2.0)
+    applied = gp.apply_animation(ob, old, 3, timing.TimingOptions(), scene)
+    out["old"] = {"frames": [n for n, _ in key_frames(applied.layer)], "notes": applied.notes}
+    # bad timing: one line, nothing changed
+    before = [n for n, _ in key_frames(applied.layer)]
+    messages = {}
+    for label, options in (("speed", timing.TimingOptions(speed=0.0)), ("fit", timing.TimingOptions(keys="fit", fit_frames=0))):
+        try:
+            gp.apply_animation(ob, result, 10, options, scene)
+            messages[label] = "(applied)"
+        except gp.GreasePencilInputError as exc:
+            messages[label] = str(exc)
+    out["bad"] = {"messages": messages, "unchanged": [n for n, _ in key_frames(ob.data.layers["Lines animated"])] == before}
     return out
 
 

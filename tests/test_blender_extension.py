@@ -195,3 +195,27 @@ def test_check_button_reports_missing_packages(blender) -> None:
     # headless Blender starts with online access off: the buttons that download say so and start nothing
     assert r["online_access"] is False
     assert "online access is off" in r["download"] and "online access is off" in r["create"]
+
+
+def test_apply_keys_the_scene_frame_rate_with_inbetweens_holds_and_cycles(blender) -> None:
+    r = blender.run("timing")
+    for label in ("24", "29.97", "half", "double"):
+        assert r["keys"][label] == r["expected"][label], label
+    assert r["keys"]["24"] == [10 + 2 * round(k * 23 / 15 + 1e-9) for k in range(16)]  # 12 fps poses on a 24 fps scene
+    smooth = r["smooth"]
+    assert smooth["frames"] == list(range(10, smooth["key_numbers"][-1] + 1)) and smooth["key_error"] < 1e-5
+    assert smooth["types_at_keys"] == ["KEYFRAME"] and smooth["types_between"] == ["BREAKDOWN"]
+    # C1: the velocity changes no more across a key than between keys (a kink at keys would, as linear in-betweens do)
+    assert smooth["jump_at_keys"] < 1.5 * smooth["jump_between"] and smooth["jump_between"] < 0.2 * smooth["max_velocity"]
+    assert r["hold"]["frames"] == smooth["key_numbers"] and r["hold"]["shown_between"] == smooth["key_numbers"][1]
+    assert r["hold"]["types"] == ["KEYFRAME"]
+    cycle = r["cycle"]
+    assert cycle["period"] == 24 and cycle["modifier_mode"] == "NORMAL" and cycle["filter"] == cycle["layer"] == "Lines animated"
+    assert cycle["range"] == [10, 33] and cycle["keep_loop"] and cycle["offset"] == 0
+    assert max(cycle["looped_equal"]) < 1e-6  # past the animation's end Blender shows the looped keys
+    assert abs(cycle["seam_step"] - cycle["mean_step"]) < 0.05 * cycle["mean_step"]
+    assert cycle["other_layer_frames"] == [1]  # the source layer is not looped
+    assert r["pingpong"] == {"count": 1, "mode": "PINGPONG", "range": [10, 32]} and r["once_modifiers"] == 0
+    assert r["old"]["frames"] == [3, 4, 5, 6, 7] and "older version" in r["old"]["notes"][0]
+    bad = r["bad"]
+    assert "speed 0 is out of range" in bad["messages"]["speed"] and "fit to 0 frames" in bad["messages"]["fit"] and bad["unchanged"]

@@ -129,8 +129,10 @@ def test_job_settings_are_checked_before_anything_runs() -> None:
     base = dict(video="v.mp4", subject_prompt="A horse.", motion_prompt="A horse is galloping.")
     with pytest.raises(JobError, match="unknown distillation option"):
         JobSpec(**base, distillation={"guidence": 30})
-    with pytest.raises(JobError, match="2 to 64"):
-        JobSpec(**base, num_frames=200)
+    with pytest.raises(JobError, match="use 2 to 1024"):
+        JobSpec(**base, num_frames=2000)
+    with pytest.raises(JobError, match="handles 2 to 64"):
+        JobSpec(**base, window=200)
     with pytest.raises(JobError, match="unknown quality preset"):
         JobSpec(**base, quality="ultra")
     spec = JobSpec(**base, quality="draft", steps={"distillation": 7}, distillation={"motion_weight": 0.0})
@@ -201,7 +203,8 @@ def test_a_job_json_of_format_1_still_loads() -> None:
     }  # fmt: skip
     spec = JobSpec.from_dict(version_1, "job.json")
     assert (spec.resolution, spec.seed, spec.quality, spec.prior, spec.backbone) == (256, 4, "draft", "diffusion", None)
-    assert spec.distillation == {"guidance": 30.0} and spec.to_dict()["version"] == JOB_VERSION == 2
+    assert spec.distillation == {"guidance": 30.0} and spec.to_dict()["version"] == JOB_VERSION == 3
+    assert (spec.pose_rate, spec.window, spec.max_minutes) == (None, None, None)  # exactly num_frames poses, as format 1 meant
 
 
 def test_a_second_backbone_is_one_registration_and_its_frame_size_reaches_every_stage(inputs, tiny_model_dir, tmp_path, monkeypatch) -> None:

@@ -272,6 +272,7 @@ def run_resumable(
     stage: str = "training",
     events: EventLog | None = None,
     show_bar: bool | None = None,
+    progress_fields: dict[str, Any] | None = None,
 ) -> int:
     """Run steps `start … total_steps − 1` of a loop, resuming from a checkpoint if there is one.
 
@@ -280,7 +281,8 @@ def run_resumable(
     tensors (updated in place on resume); `extra_state` maps names to objects with
     `state_dict()`/`load_state_dict()` (LR schedulers, …). A checkpoint is written every `every`
     steps, after the last step, and when `stop` is requested (then JobCancelled is raised).
-    Returns the step the run resumed from (0 for a fresh run). The last checkpoint is kept, so
+    `progress_fields` go into every event of the stage (a long clip's window k of n). Returns the
+    step the run resumed from (0 for a fresh run). The last checkpoint is kept, so
     re-running a finished stage restores its result at once; delete it once the result is stored.
     """
     if every < 1:
@@ -295,7 +297,7 @@ def run_resumable(
         save_checkpoint(checkpoint_path, TrainingState(step, dict(tensors), optimizer_state, capture_rng(), extra))
 
     last_saved = start if start > 0 else None
-    with Progress(stage, total_steps, events, show_bar=show_bar, initial=min(start, total_steps)) as progress:
+    with Progress(stage, total_steps, events, show_bar=show_bar, initial=min(start, total_steps), fields=progress_fields) as progress:
         for step in range(start, total_steps):
             if stop is not None and stop.requested:
                 if last_saved != step:

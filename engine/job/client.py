@@ -66,6 +66,13 @@ class JobStatus:
     warnings: list[str] = field(default_factory=list)
     result_dir: str | None = None
     exit_code: int | None = None
+    window: int = 0  # a long clip's window k of `windows` (0: the job runs in one window)
+    windows: int = 0
+
+    @property
+    def stage_step(self) -> int:
+        """Steps done in the current stage over all its windows (windows before this one are complete)."""
+        return (self.window - 1) * self.total + self.step if self.windows > 1 else self.step
 
     @property
     def is_active(self) -> bool:
@@ -80,7 +87,7 @@ class JobStatus:
         if not totals or self.stage not in totals:
             return 0.0 if self.stage is None or self.total <= 0 else min(1.0, self.step / self.total)
         done = sum(totals[name] for name in totals if name in self.stages_done and name != self.stage)
-        return min(1.0, (done + min(self.step, totals[self.stage])) / sum(totals.values()))
+        return min(1.0, (done + min(self.stage_step, totals[self.stage])) / sum(totals.values()))
 
     def summary(self) -> str:
         """One line for the panel: 'Motion (2/3): step 40/150 · ETA 1 min 20 s'."""
@@ -98,6 +105,8 @@ class JobStatus:
         order = [name for name in DIFFUSION_STAGES if name in self.stage_steps]
         if self.stage in order:
             label += f" ({order.index(self.stage) + 1}/{len(order)})"
+        if self.windows > 1:
+            label += f" · window {self.window} of {self.windows}"
         text = f"{label}: step {self.step}/{self.total}"
         if self.eta_s is not None:
             text += f" · ETA {format_duration(self.eta_s)}"
@@ -225,12 +234,16 @@ class JobWatcher:
         elif kind == "stage_start":
             status.stage, status.total = event.get("stage"), int(event.get("total") or 0)
             status.step, status.eta_s = int(event.get("initial") or 0), None
+            status.window, status.windows = int(event.get("window") or 0), int(event.get("windows") or 0)
             if status.stage and status.stage != "preview":
                 status.stage_steps.setdefault(status.stage, status.total)
         elif kind == "progress":
             status.stage = event.get("stage", status.stage)
             status.step, status.total = int(event.get("step") or 0), int(event.get("total") or status.total)
             status.eta_s, status.loss = event.get("eta_s"), event.get("loss")
+            status.window, status.windows = int(event.get("window") or 0), int(event.get("windows") or 0)
+            if status.windows > 1 and status.eta_s is not None and status.step > 0:  # the windows still to come take as long
+                status.eta_s += (status.windows - status.window) * status.total * (status.eta_s / max(status.total - status.step, 1))
         elif kind == "stage_end":
             if event.get("ok") and event.get("stage"):
                 status.stages_done.append(event["stage"])

@@ -120,15 +120,17 @@ class Progress:
         show_bar: bool | None = None,
         initial: int = 0,
         min_interval_s: float = 0.5,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         self.stage, self.total, self.events = stage, int(total), events
         self.initial = self.step = int(initial)
         self.min_interval_s = min_interval_s
+        self.fields = dict(fields or {})  # added to every event of the stage (a long clip's window: window, windows)
         self.started = _monotonic()
         self.last_emit: float | None = None
-        self.bar = make_bar(stage, self.total, self.initial, show_bar)
+        self.bar = make_bar(stage if "window" not in self.fields else f"{stage} {self.fields['window']}/{self.fields.get('windows', '?')}", self.total, self.initial, show_bar)
         if events is not None:
-            events.emit("stage_start", stage=stage, total=self.total, initial=self.initial)
+            events.emit("stage_start", stage=stage, total=self.total, initial=self.initial, **self.fields)
 
     def __enter__(self) -> "Progress":
         return self
@@ -158,7 +160,7 @@ class Progress:
             self.bar.update(self.step - self.bar.n)
         if self.events is not None and due:
             self.events.emit(
-                "progress", stage=self.stage, step=self.step, total=self.total, loss=loss, eta_s=self.eta_s(), **extra
+                "progress", stage=self.stage, step=self.step, total=self.total, loss=loss, eta_s=self.eta_s(), **self.fields, **extra
             )
 
     def close(self, exc: BaseException | None = None) -> None:
@@ -170,7 +172,7 @@ class Progress:
             if exc is not None:
                 fields["error_type"] = type(exc).__name__
             elapsed = _monotonic() - self.started
-            self.events.emit("stage_end", stage=self.stage, step=self.step, total=self.total, elapsed_s=elapsed, **fields)
+            self.events.emit("stage_end", stage=self.stage, step=self.step, total=self.total, elapsed_s=elapsed, **self.fields, **fields)
             self.events = None  # closing twice emits once
 
 

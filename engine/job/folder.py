@@ -27,8 +27,8 @@ from ..errors import SketchAnimatorError
 from ..files import atomic_write_text
 from ..priors import DEFAULT_PRIOR, check_prior_options, prior_entry
 from ..settings import (
-    DEFAULT_NUM_FRAMES, DEFAULT_QUALITY, DISTILLATION_OPTIONS, MAX_WINDOW_FRAMES, MIN_FRAMES, PREVIEW_OPTIONS, QUALITY_PRESETS, STAGES,
-    PreviewSettings,
+    DEFAULT_NUM_FRAMES, DEFAULT_QUALITY, DEFAULT_WINDOW_OVERLAP, DISTILLATION_OPTIONS, MAX_POSES, MAX_WINDOW_FRAMES, MIN_FRAMES,
+    PREVIEW_OPTIONS, QUALITY_PRESETS, STAGES, PreviewSettings, check_number,
 )  # fmt: skip
 
 if TYPE_CHECKING:
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from ..vector.sketch import Sketch
 
 JOB_SCHEMA = "sketch-animator/job"
-JOB_VERSION = 2  # 2: prior, prior_options, backbone; resolution may be None (the backbone's native size)
-READABLE_JOB_VERSIONS = (1, 2)
+JOB_VERSION = 3  # 2: prior, prior_options, backbone, resolution None = the model's; 3: pose_rate, window, window_overlap, max_minutes
+READABLE_JOB_VERSIONS = (1, 2, 3)
 
 JOB_FILE = "job.json"
 SKETCH_FILE = "input_sketch.json"
@@ -83,6 +83,10 @@ class JobSpec:
     prior: str = DEFAULT_PRIOR  # what stage 3 optimises against, by name (engine/priors/)
     prior_options: dict[str, Any] = field(default_factory=dict)  # the prior's own options (target-frames: "targets")
     backbone: str | None = None  # None: chosen for the model (engine/backbones/)
+    pose_rate: float | None = None  # poses per second of the chosen range; None: exactly `num_frames` poses
+    window: int | None = None  # poses per window of the video model; None: its native clip length (ModelScope: 16)
+    window_overlap: int = DEFAULT_WINDOW_OVERLAP  # poses consecutive windows share (held at the earlier window's result)
+    max_minutes: float | None = None  # refuse, before anything runs, a plan expected to take longer
 
     def __post_init__(self) -> None:
         if self.quality not in QUALITY_PRESETS:
@@ -106,8 +110,19 @@ class JobSpec:
             raise JobError(f"unknown init {self.init!r}: use static (the sketch duplicated) or preview (the tracked motion)")
         if self.method not in METHODS:
             raise JobError(f"unknown method {self.method!r}: use diffusion (the three stages) or preview (optical flow)")
-        if not MIN_FRAMES <= self.num_frames <= MAX_WINDOW_FRAMES:
-            raise JobError(f"{self.num_frames} frames asked for: the video model handles {MIN_FRAMES} to {MAX_WINDOW_FRAMES} (16 is its native length)")
+        if isinstance(self.num_frames, bool) or not isinstance(self.num_frames, int) or not MIN_FRAMES <= self.num_frames <= MAX_POSES:
+            raise JobError(f"{self.num_frames} frames asked for: use {MIN_FRAMES} to {MAX_POSES} (longer clips run as windows of the model's 16)")
+        if self.window is not None and (isinstance(self.window, bool) or not isinstance(self.window, int) or not MIN_FRAMES <= self.window <= MAX_WINDOW_FRAMES):
+            raise JobError(f"a window of {self.window!r} poses: the video model handles {MIN_FRAMES} to {MAX_WINDOW_FRAMES} (16 is its native length)")
+        if isinstance(self.window_overlap, bool) or not isinstance(self.window_overlap, int) or self.window_overlap < 0:
+            raise JobError(f"window overlap {self.window_overlap!r} must be a whole number of poses, 0 or more")
+        try:
+            if self.pose_rate is not None:
+                check_number("pose rate", self.pose_rate, 0.1, 120.0)
+            if self.max_minutes is not None:
+                check_number("time limit (minutes)", self.max_minutes, 0.0, 1e6)
+        except SketchAnimatorError as exc:
+            raise JobError(f"{exc} (poses per second of reference; minutes)") from None
         unknown = set(self.steps) - set(STAGES)
         if unknown:
             raise JobError(f"unknown stage(s) {sorted(unknown)} in steps: use appearance, motion, distillation")
@@ -118,15 +133,26 @@ class JobSpec:
         preset = QUALITY_PRESETS[self.quality].steps
         return tuple(self.steps.get(stage, default) for stage, default in zip(STAGES, preset))  # type: ignore[return-value]
 
-    def video_spec(self, frame_size: tuple[int, int]) -> "VideoSpec":
-        """The reference clip this job reads, sampled at `frame_size` (height, width)."""
+    def video_spec(self, frame_size: tuple[int, int], num_frames: int | None = None) -> "VideoSpec":
+        """The reference clip this job reads, `num_frames` poses (default the job's) at `frame_size` (height, width)."""
         from ..media.reference import VideoSpec
 
         height, width = frame_size
         return VideoSpec(
-            path=self.video, num_frames=self.num_frames, size=height, width=width,
+            path=self.video, num_frames=num_frames or self.num_frames, size=height, width=width,
             start_s=self.video_start_s, end_s=self.video_end_s, fit=self.video_fit,
         )  # fmt: skip
+
+    def num_poses(self) -> int:
+        """Poses of the whole animation: from the pose rate and the chosen range of the clip, else `num_frames`."""
+        if self.pose_rate is None:
+            return self.num_frames
+        from ..media.reference import poses_for_rate
+
+        poses = poses_for_rate(self.video_spec((PREVIEW_SIZE, PREVIEW_SIZE)), self.pose_rate)
+        if poses > MAX_POSES:
+            raise JobError(f"{self.pose_rate:g} poses per second give {poses} poses for this clip, more than {MAX_POSES}: lower the pose rate or choose a shorter range")
+        return poses
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": JOB_SCHEMA, "version": JOB_VERSION, **asdict(self)}

@@ -31,6 +31,7 @@ from .events import EventLog, error_event
 from .folder import CANCEL_FILE, EVENTS_FILE, LOG_FILE, PREVIEW_SIZE, RESULT_DIR, JobSpec, read_job
 from .outputs import ResultFiles, write_result
 from .results import is_result_complete
+from .windows import Window, check_time_budget, estimate_minutes, plan_windows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +40,7 @@ __all__ = ["previewed_motion", "run_job"]
 
 REFERENCE_STRIP = "reference_frames.png"
 CHECKPOINT = "distillation.ckpt"
+WINDOWS_DIR = "windows"  # the finished windows of a long clip's stage 3
 
 
 def run_job(job_dir: str | os.PathLike, show_bar: bool | None = None) -> Path:
@@ -75,44 +77,59 @@ def run_preview(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog) 
     """The optical-flow motion transfer as a job: no diffusion model, seconds on a CPU."""
     from ..preview import preview_motion
 
-    events.emit("job_start", frames=spec.num_frames, method="preview", steps=[], stage_steps={})
+    num_poses = spec.num_poses()  # the preview has no window limit
+    events.emit("job_start", frames=num_poses, method="preview", steps=[], stage_steps={})
     size = spec.resolution or PREVIEW_SIZE
-    settings = PreviewSettings.from_dict({**spec.preview, "num_frames": spec.num_frames, "size": size})
-    video_spec = spec.video_spec((size, size))
+    settings = PreviewSettings.from_dict({**spec.preview, "num_frames": num_poses, "size": size})
+    video_spec = spec.video_spec((size, size), num_poses)
     result = preview_motion(sketch, video_spec, settings, job_dir / RESULT_DIR, events, motion_prompt=spec.motion_prompt)
     return result.files
 
 
 def run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, stop: StopRequest, show_bar: bool | None) -> ResultFiles:
-    """Stages 1–2 (when the prior uses the video model), then stage 3 with the job's prior."""
+    """Stages 1–2 (when the prior uses the video model), then stage 3 with the job's prior; a clip
+    longer than the model's window runs as overlapping windows (engine/job/windows.py)."""
     entry = prior_entry(spec.prior)
     appearance_steps, motion_steps, distillation_steps = spec.stage_steps()
-    stage_steps = {"appearance": appearance_steps, "motion": motion_steps} if entry.uses_backbone else {}
-    stage_steps["distillation"] = distillation_steps
-    events.emit("job_start", frames=spec.num_frames, quality=spec.quality, prior=spec.prior, steps=list(stage_steps.values()), stage_steps=stage_steps)
+    num_poses = spec.num_poses()
+    native = native_window(spec) if entry.uses_backbone else num_poses
+    windows = plan_windows(num_poses, spec.window or native, min(spec.window_overlap, (spec.window or native) - 1))
+    minutes = estimate_minutes(windows, (appearance_steps, motion_steps, distillation_steps), square(spec.resolution), spec.device, entry.uses_backbone)
+    check_time_budget(minutes, spec.max_minutes, windows)
+    stage_steps = {"appearance": appearance_steps, "motion": motion_steps * len(windows)} if entry.uses_backbone else {}
+    stage_steps["distillation"] = distillation_steps * len(windows)
+    events.emit(
+        "job_start", frames=num_poses, quality=spec.quality, prior=spec.prior, windows=len(windows),
+        steps=list(stage_steps.values()), stage_steps=stage_steps, estimate_min=round(minutes, 2),
+    )  # fmt: skip
 
     backbone = load_job_backbone(spec, events) if entry.uses_backbone else None
     frame_size = backbone.frame_size_for(spec.resolution) if backbone is not None else square(spec.resolution)
-    video_spec = spec.video_spec(frame_size)
+    video_spec = spec.video_spec(frame_size, num_poses)
     clip = load_reference_frames(video_spec)
     for warning in clip.warnings:
         events.warning(warning)
     save_preview_strip(clip.frames, job_dir / REFERENCE_STRIP)
 
     common = dict(seed=spec.seed, resolution=spec.resolution, checkpoint_every=spec.checkpoint_every)
-    adapters: dict[str, str] = {}
-    if backbone is not None:
-        adapters = learn_adapters(backbone, sketch, spec, clip, video_spec, (appearance_steps, motion_steps), common, events, stop, show_bar)
-
     settings = DistillationSettings.from_dict({**spec.distillation, "steps": distillation_steps, **common}, "distillation option")
-    context = PriorContext(settings, frame_size, spec.num_frames, spec.motion_prompt, spec.prior_options, job_dir, backbone)
-    prior = entry.implementation_class().from_context(context)
+    motions: list[Path | None] = [None] * len(windows)
+    adapters: dict[str, object] = {}
+    if backbone is not None:
+        appearance, motions = learn_adapters(backbone, sketch, spec, clip, video_spec, windows, (appearance_steps, motion_steps), common, events, stop, show_bar)
+        backbone.load_adapter("appearance", appearance)
+        adapters = {"appearance": str(appearance), "motion_temporal": [str(m) for m in motions]}
     init = previewed_motion(sketch, video_spec, events) if spec.init == "preview" else None
-    from ..stages.distillation import distill
 
-    result = distill(sketch, prior, settings, spec.num_frames, job_dir / CHECKPOINT, init=init, events=events, stop=stop, show_bar=show_bar, frame_size=frame_size)
-    if result.skipped_steps:
-        events.warning(f"{result.skipped_steps} of {distillation_steps} distillation steps had non-finite gradients and were skipped")
+    def prior_for(window: Window, shown: list[int]):
+        if backbone is not None:
+            backbone.load_adapter("motion_temporal", motions[window.index])
+        context = PriorContext(settings, frame_size, num_poses, spec.motion_prompt, spec.prior_options, job_dir, backbone, frame_indices=shown)
+        return entry.implementation_class().from_context(context)
+
+    frames, history, skipped = distill_windows(job_dir, sketch, settings, windows, prior_for, init, frame_size, events, stop, show_bar)
+    if skipped:
+        events.warning(f"{skipped} of {distillation_steps * len(windows)} distillation steps had non-finite gradients and were skipped")
     metadata = {
         "kind": "animation",
         "subject_prompt": spec.subject_prompt,
@@ -125,10 +142,94 @@ def run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, s
         "quality": spec.quality,
         "adapters": adapters,
         "distillation": settings.to_dict(),
-        "skipped_steps": result.skipped_steps,
-        "history": result.history,
+        "windows": [{"start": w.start, "stop": w.stop, "held": w.held} for w in windows],
+        "timing": {**clip.timing(), "periodic": settings.periodic},
+        "skipped_steps": skipped,
+        "history": history,
     }
-    return write_result(job_dir / RESULT_DIR, sketch, result.frames, clip.frames, result.losses, metadata)
+    return write_result(job_dir / RESULT_DIR, sketch, frames, clip.frames, history["loss"], metadata)
+
+
+def native_window(spec: JobSpec) -> int:
+    """The clip length of the job's video model, from its registry entry (no weights are loaded)."""
+    from ..backbones import choose_backbone
+    from ..backbones.hub import model_or_embedded_tiny, resolve_model_dir
+
+    options = BackboneOptions(device=spec.device, dtype=spec.dtype)
+    model, _ = model_or_embedded_tiny(spec.model, options)
+    return choose_backbone(resolve_model_dir(model, options.revision, options.cache_dir), spec.model or model, spec.backbone).num_frames
+
+
+def distill_windows(
+    job_dir: Path, sketch: Sketch, settings: DistillationSettings, windows: list[Window], prior_for, init, frame_size: tuple[int, int],
+    events: EventLog, stop: StopRequest, show_bar: bool | None,
+) -> tuple["np.ndarray", dict[str, list], int]:  # fmt: skip
+    """Stage 3 window by window: each window's first `held` poses stay at the previous window's
+    result; a cycle's last window also sees the clip's first pose after its last. A finished
+    window is kept in `windows/`, so a resumed job continues with the window it stopped in."""
+    from ..stages.distillation import distill, initial_frames
+
+    num_poses = windows[-1].stop
+    start = initial_frames(sketch, num_poses, init)
+    frames = start.copy()
+    history: dict[str, list] = {}
+    skipped = 0
+    several = len(windows) > 1
+    for window in windows:
+        fields = {"window": window.index + 1, "windows": len(windows)} if several else None
+        stored = job_dir / WINDOWS_DIR / f"window_{window.index:03d}.json"
+        done = read_window(stored, window, sketch.num_points)
+        if done is None:
+            window_init = start[window.start : window.stop].copy()
+            if window.held:  # continue from the shared poses: held at the previous result, the rest starting from the last of them
+                window_init[: window.held] = frames[window.start : window.start + window.held]
+                if init is None:
+                    window_init[window.held :] = frames[window.start + window.held - 1]
+            last = window.index == len(windows) - 1
+            periodic = settings.periodic and last
+            shown = list(range(window.start, window.stop)) + ([0] if periodic else [])
+            next_frame = frames[0] if periodic and several else None
+            checkpoint = job_dir / (CHECKPOINT if not several else f"distillation-window{window.index:03d}.ckpt")
+            window_settings = replace(settings, periodic=periodic, seed=settings.seed + window.index)
+            result = distill(
+                sketch, prior_for(window, shown), window_settings, window.size, checkpoint, init=window_init, events=events, stop=stop,
+                show_bar=show_bar, frame_size=frame_size, held=window.held, next_frame=next_frame, progress_fields=fields,
+            )  # fmt: skip
+            done = {"frames": result.frames, "history": result.history, "skipped": result.skipped_steps}
+            write_window(stored, done)
+        free = slice(window.start + window.held, window.stop)
+        frames[free] = done["frames"][window.held :]
+        for name, values in done["history"].items():
+            history.setdefault(name, []).extend(values)
+        if several:
+            history.setdefault("window", []).extend([window.index] * len(done["history"]["loss"]))
+        skipped += done["skipped"]
+    return frames, history, skipped
+
+
+def read_window(path: Path, window: Window, num_points: int) -> dict | None:
+    """A finished window's poses, or None when it has not finished (or its file does not fit)."""
+    import json
+
+    import numpy as np
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        frames = np.asarray(data["frames"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if frames.shape != (window.size, num_points, 2):
+        return None
+    return {"frames": frames, "history": data.get("history", {"loss": []}), "skipped": int(data.get("skipped", 0))}
+
+
+def write_window(path: Path, done: dict) -> None:
+    import json
+
+    from ..files import atomic_write_text
+    from ..jsondata import to_json_value
+
+    atomic_write_text(path, json.dumps({"frames": done["frames"].tolist(), "history": to_json_value(done["history"]), "skipped": done["skipped"]}))
 
 
 def square(resolution: int | None) -> tuple[int, int]:
@@ -151,20 +252,26 @@ def load_job_backbone(spec: JobSpec, events: EventLog) -> VideoBackbone:
 
 
 def learn_adapters(
-    backbone: VideoBackbone, sketch: Sketch, spec: JobSpec, clip, video_spec: VideoSpec, steps: tuple[int, int], common: dict,
-    events: EventLog, stop: StopRequest, show_bar: bool | None,
-) -> dict[str, str]:  # fmt: skip
-    """Stages 1 and 2 (from the cache when learned before), loaded onto the backbone for stage 3."""
+    backbone: VideoBackbone, sketch: Sketch, spec: JobSpec, clip, video_spec: VideoSpec, windows: list[Window], steps: tuple[int, int],
+    common: dict, events: EventLog, stop: StopRequest, show_bar: bool | None,
+) -> tuple[Path, list[Path]]:  # fmt: skip
+    """Stage 1 once and stage 2 per window, from the cache when learned before."""
     from ..backbones.adapter_cache import AdapterCache
     from ..stages.appearance import learn_appearance
     from ..stages.motion import learn_motion
 
     cache = AdapterCache(Path(spec.cache_dir) / "adapters" if spec.cache_dir else None)
     appearance = learn_appearance(backbone, sketch, spec.subject_prompt, AppearanceSettings(steps=steps[0], **common), cache, events, stop, show_bar)
-    motion = learn_motion(backbone, clip, video_spec, spec.motion_prompt, MotionSettings(steps=steps[1], **common), cache, events, stop, show_bar)
-    backbone.load_adapter("appearance", appearance)
-    backbone.load_adapter("motion_temporal", motion)
-    return {"appearance": str(appearance), "motion_temporal": str(motion)}
+    settings = MotionSettings(steps=steps[1], **common)
+    several = len(windows) > 1
+    motions = [
+        learn_motion(
+            backbone, clip.window(w.start, w.stop), video_spec, spec.motion_prompt, settings, cache, events, stop, show_bar,
+            progress_fields={"window": w.index + 1, "windows": len(windows)} if several else None,
+        )  # fmt: skip
+        for w in windows
+    ]
+    return appearance, motions
 
 
 def previewed_motion(sketch: Sketch, video_spec: VideoSpec, events: EventLog) -> "np.ndarray":

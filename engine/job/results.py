@@ -17,7 +17,7 @@ from ..vector.sketch import Sketch
 RESULT_JSON = "result.json"
 MANIFEST = "result_manifest.json"
 MANIFEST_SCHEMA = "sketch-animator/result"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: result.json metadata holds "timing" (each pose's time in the reference); 1 is still read
 
 
 class ResultError(SketchAnimatorError):

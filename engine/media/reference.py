@@ -124,6 +124,16 @@ class VideoSpec:
         parts["content_sha256"] = video_content_hash(self.path)
         return parts
 
+    def frames_key(self, source_indices: Any) -> dict[str, Any]:
+        """What determines a set of sampled frames exactly: the file's content, which source frames,
+        and how they were fitted (a window of a long clip is told apart from the whole clip)."""
+        return {
+            "content_sha256": video_content_hash(self.path),
+            "source_indices": [int(i) for i in source_indices],
+            "frame_size": list(self.frame_size),
+            "fit": self.fit,
+        }
+
 
 def is_whole(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer)) and float(value).is_integer()
@@ -139,6 +149,55 @@ class ReferenceClip:
     duration_s: float
     source_frame_count: int
     warnings: list[str] = field(default_factory=list)
+
+    def timing(self) -> dict[str, Any]:
+        """When each sampled frame happens in the reference: what a result records so that the
+        animation plays at the reference's speed (engine/job/outputs.py, `metadata["timing"]`)."""
+        return clip_timing(self.source_indices, self.fps)
+
+    def window(self, first: int, stop: int) -> "ReferenceClip":
+        """Frames `first … stop − 1` of the clip (a window of a long clip), from the same source."""
+        return ReferenceClip(self.frames[first:stop], self.source_indices[first:stop], self.fps, self.duration_s, self.source_frame_count, [])
+
+
+TIMING_VERSION = 1
+
+
+def clip_timing(source_indices: Any, fps: float) -> dict[str, Any]:
+    """Per output frame: its time in seconds from the first sampled frame, and its source frame index.
+
+    `start_s` is when the first sampled frame is shown in the video; `period_s` is how long one
+    loop of the poses lasts when the motion is a cycle (the frame after the last is the first):
+    the span of the poses plus one mean spacing.
+    """
+    indices = np.asarray(source_indices, dtype=np.int64)
+    times = (indices - indices[0]) / float(fps)
+    spacing = float(np.mean(np.diff(times))) if len(times) > 1 else 1.0 / float(fps)
+    return {
+        "version": TIMING_VERSION,
+        "fps": float(fps),
+        "start_s": float(indices[0] / float(fps)),
+        "times_s": times.tolist(),
+        "source_indices": indices.tolist(),
+        "period_s": float(times[-1] + spacing),
+    }
+
+
+def clip_span(spec: VideoSpec) -> tuple[int, int, float, list[str]]:
+    """The first and last source frame of the chosen range, the clip's frame rate and warnings,
+    without decoding any frame (how many poses a pose rate gives)."""
+    source = open_source(Path(spec.path))
+    warnings = list(source.warnings)
+    if source.frame_count < 1:
+        raise VideoError(f"{spec.path} has no frames; choose another video")
+    first, last = frame_range(spec, source, warnings)
+    return first, last, source.fps, warnings
+
+
+def poses_for_rate(spec: VideoSpec, pose_rate: float) -> int:
+    """How many poses `pose_rate` poses per second of the chosen range gives (at least 2)."""
+    first, last, fps, _ = clip_span(spec)
+    return max(2, round((last - first + 1) / fps * pose_rate))
 
 
 # --------------------------------------------------------------------------- public API

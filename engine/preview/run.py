@@ -63,7 +63,7 @@ def preview_motion(
         if out_dir is not None:
             from ..job.outputs import write_result
 
-            metadata = preview_metadata(settings, video_spec, tracks, warnings)
+            metadata = preview_metadata(settings, video_spec, tracks, warnings, clip)
             if motion_prompt:
                 metadata["motion_prompt"] = motion_prompt
             files = write_result(out_dir, sketch, frames, clip.frames, metadata=metadata)
@@ -94,10 +94,11 @@ def read_clip_with_substeps(spec: VideoSpec, substeps: int) -> tuple[ReferenceCl
     return clip, dense.frames, substeps
 
 
-def preview_metadata(settings: PreviewSettings, spec: VideoSpec, tracks: SubjectTracks, warnings: list[str]) -> dict[str, Any]:
-    """What result.json records about a preview (numbers only, no arrays of tracks)."""
+def preview_metadata(settings: PreviewSettings, spec: VideoSpec, tracks: SubjectTracks, warnings: list[str], clip: ReferenceClip) -> dict[str, Any]:
+    """What result.json records about a preview (numbers only, no arrays of tracks), its timing included."""
     return {
         "kind": "preview",
+        "timing": {**clip.timing(), "periodic": False},
         "preview": settings.to_dict(),
         "video": spec.to_dict(),
         "subject_box": list(tracks.box),

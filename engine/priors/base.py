@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import torch
 
@@ -31,8 +31,12 @@ class PriorContext:
 
     settings: DistillationSettings
     frame_size: tuple[int, int]  # (height, width) of the rendered frames
-    num_frames: int
+    num_frames: int  # poses of the whole animation
     motion_prompt: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)  # the job's `prior_options`
     job_dir: Path | None = None  # relative paths in the options are relative to it
     backbone: "VideoBackbone | None" = None
+    frame_indices: Sequence[int] | None = None  # which poses the prior sees, in order (a window; a cycle's seam); None: all
+
+    def shown_poses(self) -> list[int]:
+        return list(range(self.num_frames)) if self.frame_indices is None else [int(i) for i in self.frame_indices]

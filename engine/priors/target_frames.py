@@ -32,7 +32,8 @@ class TargetFramesPrior:
 
     @classmethod
     def from_context(cls, context: PriorContext) -> "TargetFramesPrior":
-        """Targets rendered from `prior_options["targets"]`: an animated sketch JSON with one frame per output frame."""
+        """Targets rendered from `prior_options["targets"]`: an animated sketch JSON with one frame per pose
+        of the animation; the prior compares the poses it is shown (`PriorContext.frame_indices`)."""
         name = context.options.get("targets")
         if not name:
             raise SketchAnimatorError('the target-frames prior needs prior_options {"targets": "<animated sketch JSON>"}')
@@ -42,7 +43,8 @@ class TargetFramesPrior:
         animation = Sketch.load_json(path)
         if animation.num_frames != context.num_frames:
             raise SketchAnimatorError(f"{path} has {animation.num_frames} frames; the job makes {context.num_frames}: give one target per frame")
-        return cls(render_targets(animation, context.frame_size))
+        shown = animation.with_frames(animation.frames[context.shown_poses()])
+        return cls(render_targets(shown, context.frame_size))
 
     def __call__(self, frames: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         loss = sum(F.mse_loss(blur(frames, s), target, reduction="sum") for s, target in zip(self.sigmas, self.targets))

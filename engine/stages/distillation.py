@@ -81,11 +81,18 @@ def distill(
     stop: StopRequest | None = None,
     show_bar: bool | None = None,
     frame_size: tuple[int, int] | None = None,
+    held: int = 0,
+    next_frame: np.ndarray | None = None,
+    progress_fields: dict[str, Any] | None = None,
 ) -> DistillationResult:
     """Optimise per-frame control points with Adam so that the prior's loss falls.
 
     Frames are rendered onto `frame_size` (height, width; default a square of
-    `settings.resolution` or the default canvas size). A step whose loss or gradient is not finite is skipped
+    `settings.resolution` or the default canvas size). The first `held` frames keep their
+    `init` points (a window's poses shared with the previous window). With
+    `settings.periodic` the prior sees one frame more, the frame after the last: `next_frame`
+    (fixed points, e.g. the clip's first pose for the last window of a cycle) or, without it,
+    this run's own first frame. A step whose loss or gradient is not finite is skipped
     (reported, never applied), so the points never become NaN. Checkpointed every
     `checkpoint_every` steps and on stop.
     """
@@ -93,16 +100,28 @@ def distill(
     if frame_size is None:
         side = settings.resolution or DEFAULT_CANVAS
         frame_size = (side, side)
+    if not 0 <= held < num_frames:
+        raise SketchAnimatorError(f"{held} held frames leave nothing to optimise among {num_frames}")
     renderer = model_view_renderer(sketch, frame_size)
     canvas = float(max(sketch.width, sketch.height))
     points = torch.nn.Parameter(torch.as_tensor(initial_frames(sketch, num_frames, init) / canvas, dtype=torch.float32))
+    if held:  # a zero gradient keeps Adam from moving a frame at all (its moments stay zero)
+        free = (torch.arange(num_frames) >= held).to(points.dtype).view(-1, 1, 1)
+        points.register_hook(lambda grad: grad * free)
+    after_last = None if next_frame is None else torch.as_tensor(np.asarray(next_frame, dtype=np.float64)[None] / canvas, dtype=torch.float32)
     optimizer = torch.optim.Adam([points], lr=settings.lr)
     history: dict[str, list[float | None]] = {"loss": []}
     skipped = [0]
 
+    def shown_frames() -> torch.Tensor:
+        """The frames the prior sees: the optimised ones, then the frame after the last for a cycle."""
+        if not settings.periodic:
+            return points
+        return torch.cat([points, after_last if after_last is not None else points[:1]])
+
     def step(index: int) -> dict[str, float]:
         optimizer.zero_grad(set_to_none=True)
-        frames = renderer.render(renderer.to_render_space(points * canvas))
+        frames = renderer.render(renderer.to_render_space(shown_frames() * canvas))
         if settings.augment:
             frames = random_view(frames)
         out = prior(frames, index)
@@ -122,8 +141,8 @@ def distill(
     with out_of_memory_explained("distillation (stage 3)"):
         run_resumable(
             step, settings.steps, checkpoint_path, {"points": points}, optimizer,
-            extra_state={"history": _History(history, skipped)},
-            every=settings.checkpoint_every, stop=stop, stage="distillation", events=events, show_bar=show_bar,
+            extra_state={"history": _History(history, skipped)}, every=settings.checkpoint_every, stop=stop,
+            stage="distillation", events=events, show_bar=show_bar, progress_fields=progress_fields,
         )  # fmt: skip
     return DistillationResult(
         frames=points.detach().double().numpy() * canvas, losses=[float(v) for v in history["loss"]], skipped_steps=skipped[0],

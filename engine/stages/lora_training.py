@@ -74,6 +74,7 @@ def train_cached(
     events: EventLog | None = None,
     stop: StopRequest | None = None,
     show_bar: bool | None = None,
+    progress_fields: dict[str, Any] | None = None,
 ) -> Path:
     """The cache entry folder holding `<adapter>.safetensors` for each trained adapter.
 
@@ -86,7 +87,7 @@ def train_cached(
     hit = cache.lookup(key)
     if hit is not None:
         if events is not None:
-            events.emit("cache_hit", stage=run.kind, key=key, path=str(hit))
+            events.emit("cache_hit", stage=run.kind, key=key, path=str(hit), **(progress_fields or {}))
         return hit
 
     torch.manual_seed(settings.seed)
@@ -109,7 +110,7 @@ def train_cached(
     with out_of_memory_explained(f"{run.kind} learning"):
         run_resumable(
             optimise, settings.steps, work / "checkpoint.pt", tensors, optimizer,
-            every=settings.checkpoint_every, stop=stop, stage=run.kind, events=events, show_bar=show_bar,
+            every=settings.checkpoint_every, stop=stop, stage=run.kind, events=events, show_bar=show_bar, progress_fields=progress_fields,
         )
 
     def write(folder: Path) -> None:

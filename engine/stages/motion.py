@@ -26,7 +26,7 @@ from ..media.reference import ReferenceClip, VideoSpec, save_preview_strip
 from ..settings import MotionSettings
 from .lora_training import TrainingRun, check_prompt, diffusion_loss, frozen, noise_prediction, train_cached
 
-MOTION_STAGE_VERSION = 1
+MOTION_STAGE_VERSION = 2  # 2: keyed by the exact source frames (windows of long clips)
 
 
 def clip_tensor(frames: np.ndarray, frame_size: tuple[int, int]) -> torch.Tensor:
@@ -52,6 +52,7 @@ def learn_motion(
     events: EventLog | None = None,
     stop: StopRequest | None = None,
     show_bar: bool | None = None,
+    progress_fields: dict | None = None,
 ) -> Path:
     """Train (or find in the cache) the video's motion adapters; returns `motion_temporal.safetensors`.
 
@@ -59,7 +60,7 @@ def learn_motion(
     """
     prompt = check_prompt(motion_prompt, "motion")
     num_frames = len(clip.frames)
-    video = spec.cache_parts()  # hashes the file once
+    video = spec.frames_key(clip.source_indices)  # hashes the file once
     frame_size = backbone.frame_size_for(settings.resolution)
 
     def make_step():
@@ -92,7 +93,7 @@ def learn_motion(
         trained_on={"video": video, "prompt": prompt, "frames": num_frames},
         write_extra=lambda folder: save_preview_strip(clip.frames, folder / "frames.png"),
     )
-    entry = train_cached(backbone, run, settings, cache or AdapterCache(), events, stop, show_bar)
+    entry = train_cached(backbone, run, settings, cache or AdapterCache(), events, stop, show_bar, progress_fields)
     return entry / "motion_temporal.safetensors"
 
 

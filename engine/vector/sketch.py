@@ -123,11 +123,11 @@ class Sketch:
             )
         offsets = self.point_offsets()
         paths = [replace(p, points=flat_points[a:b].copy()) for p, a, b in zip(self.paths, offsets[:-1], offsets[1:])]
-        return replace(self, paths=paths, frames=None)
+        return replace(self, paths=paths, frames=None, metadata=dict(self.metadata))  # a copy: changing one never changes the other
 
     def with_frames(self, frames: np.ndarray) -> "Sketch":
         """This sketch animated with per-frame control points (F, total_points, 2)."""
-        out = replace(self, frames=np.asarray(frames, dtype=np.float64))
+        out = replace(self, frames=np.asarray(frames, dtype=np.float64), metadata=dict(self.metadata))
         out.validate()
         return out
 
