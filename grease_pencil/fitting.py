@@ -9,6 +9,7 @@ import numpy as np
 
 _DEDUP_EPS = 1e-9  # px; consecutive points closer than this are one point
 TANGENT_REACH = 4.0  # × tolerance: chord length used to estimate tangents (robust to jitter)
+PROFILE_TOLERANCE = 0.05  # a knot is added where the radius between knots strays more than 5% from the drawn one
 
 
 # ----------------------------------------------------------------------------- Bézier fitting
@@ -65,10 +66,10 @@ def _newton_reparametrise(p: np.ndarray, u: np.ndarray, ctrl: np.ndarray) -> np.
 
 
 def _fit_piece(p: np.ndarray, t1: np.ndarray, t2: np.ndarray, tol: float, newton_steps: int = 6):
-    """Fit one cubic to points p (m ≥ 2); returns (ctrl (4,2), max error, worst local index)."""
+    """Fit one cubic to points p (m ≥ 2); returns (ctrl (4,2), max error, worst local index, each point's parameter)."""
     if len(p) == 2:
         seg = float(np.linalg.norm(p[1] - p[0]))
-        return np.array([p[0], p[0] + t1 * seg / 3, p[1] + t2 * seg / 3, p[1]]), 0.0, -1
+        return np.array([p[0], p[0] + t1 * seg / 3, p[1] + t2 * seg / 3, p[1]]), 0.0, -1, np.array([0.0, 1.0])
     d = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))]
     u = d / d[-1]
     ctrl = _ls_cubic(p, u, t1, t2)
@@ -82,7 +83,19 @@ def _fit_piece(p: np.ndarray, t1: np.ndarray, t2: np.ndarray, tol: float, newton
         if err2 >= err:
             break
         u, ctrl, err, worst = u2, ctrl2, err2, worst2
-    return ctrl, err, worst
+    return ctrl, err, worst, u
+
+
+def _profile_error(radius: np.ndarray, u: np.ndarray, floor: float) -> tuple[float, int]:
+    """Largest relative error, and where, of the radius Grease Pencil draws along one segment:
+    linear in the Bézier parameter between the two knots' radii (relative to the drawn radius,
+    not below `floor`, so near-zero tips are not split forever)."""
+    if len(radius) <= 2:
+        return 0.0, -1
+    modelled = radius[0] * (1.0 - u) + radius[-1] * u
+    error = np.abs(modelled - radius) / np.maximum(radius, floor)
+    worst = 1 + int(np.argmax(error[1:-1]))
+    return float(error[worst]), worst
 
 
 def _turn_angle(v_in: np.ndarray, v_out: np.ndarray) -> np.ndarray:
@@ -124,8 +137,16 @@ def _fit_polyline(
     max_segments: int = 256,
     closed: bool = False,
     corner_angle_deg: float = 60.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`fit_cubic_beziers` plus the index of each knot in the input (index N = closing copy of 0)."""
+    radius: np.ndarray | None = None,
+    profile_tolerance: float = PROFILE_TOLERANCE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`fit_cubic_beziers` plus the index of each knot in the input (index N = closing copy of 0) and
+    each input point's curve parameter (segment index + its parameter in the segment: the fit's own).
+
+    With `radius` (one per input point), pieces are also split, at drawn points, until the radius
+    interpolated linearly between each piece's knots is within `profile_tolerance` (relative) of
+    every drawn radius: the same greedy refinement, so the geometric tolerance still holds and
+    every knot is still a drawn point."""
     pts_in = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts_in) == 0:
         raise ValueError("cannot fit a stroke with no points")
@@ -140,14 +161,18 @@ def _fit_polyline(
     if closed and len(idx) > 1 and np.linalg.norm(pts_in[idx[-1]] - pts_in[idx[0]]) <= _DEDUP_EPS:
         idx = idx[:-1]
     pts = pts_in[idx]
+    if radius is not None:
+        radius_in = np.asarray(radius, dtype=np.float64).reshape(-1)
+        if len(radius_in) != n_in:
+            raise ValueError(f"{len(radius_in)} radii for {n_in} points")
     if len(pts) == 1:  # a dot: 4 equal points
-        return np.repeat(pts, 4, axis=0), np.array([idx[0], idx[0]])
+        return np.repeat(pts, 4, axis=0), np.array([idx[0], idx[0]]), np.zeros(n_in)
     if closed:
         pts = np.vstack([pts, pts[:1]])
         idx = np.r_[idx, n_in]
     n = len(pts)
     if n == 2:  # a straight cubic
-        return pts[0] + np.linspace(0.0, 1.0, 4)[:, None] * (pts[1] - pts[0]), idx.copy()
+        return pts[0] + np.linspace(0.0, 1.0, 4)[:, None] * (pts[1] - pts[0]), idx.copy(), _input_params(np.array([0.0, 1.0]), idx, n_in)
 
     # Corners: split there first, with one-sided tangents on either side.
     corner = _find_corners(pts, closed, math.radians(corner_angle_deg), 2.0 * tolerance_px, max_segments - 1)
@@ -173,29 +198,47 @@ def _fit_polyline(
     def end_tangent(a: int, b: int) -> np.ndarray:
         return -join if b == n - 1 and join is not None else _unit(pts[back(b, a)] - pts[b])
 
-    pieces = []  # [a, b, t1, t2, ctrl, err, worst]
-    for a, b in zip(breaks[:-1], breaks[1:]):
-        t1, t2 = start_tangent(int(a), int(b)), end_tangent(int(a), int(b))
-        ctrl, err, worst = _fit_piece(pts[a : b + 1], t1, t2, tolerance_px)
-        pieces.append([int(a), int(b), t1, t2, ctrl, err, worst])
+    point_radius = None if radius is None else radius_in[np.where(idx < n_in, idx, 0)]
+    floor = 0.0 if radius is None else max(0.1 * float(point_radius.max(initial=0.0)), 1e-12)
 
-    # Greedy refinement: split the worst piece at its worst point until all fit or the budget ends.
+    def fitted_piece(a: int, b: int, t1: np.ndarray, t2: np.ndarray) -> list:
+        """[a, b, t1, t2, ctrl, err, worst, u, profile error, its worst local index]"""
+        fit = _fit_piece(pts[a : b + 1], t1, t2, tolerance_px)
+        profile = (0.0, -1) if point_radius is None else _profile_error(point_radius[a : b + 1], fit[3], floor)
+        return [a, b, t1, t2, *fit, *profile]
+
+    pieces = [fitted_piece(int(a), int(b), start_tangent(int(a), int(b)), end_tangent(int(a), int(b))) for a, b in zip(breaks[:-1], breaks[1:])]
+
+    # Greedy refinement: split the worst piece at its worst point until all fit or the budget ends;
+    # the shape first, then the line-weight profile.
     while len(pieces) < max_segments:
         j = max(range(len(pieces)), key=lambda i: pieces[i][5])
-        a, b, t1, t2, _, err, worst = pieces[j]
-        if err <= tolerance_px:
-            break
-        w = a + worst
+        if pieces[j][5] > tolerance_px:
+            w = pieces[j][0] + pieces[j][6]
+        else:
+            j = max(range(len(pieces)), key=lambda i: pieces[i][8])
+            if pieces[j][8] <= profile_tolerance:
+                break
+            w = pieces[j][0] + pieces[j][9]
+        a, b, t1, t2 = pieces[j][:4]
         tc = _unit(pts[ahead(w, b)] - pts[back(w, a)])
         if not tc.any():
             tc = _unit(pts[w + 1] - pts[w])
-        left = _fit_piece(pts[a : w + 1], t1, -tc, tolerance_px)
-        right = _fit_piece(pts[w : b + 1], tc, t2, tolerance_px)
-        pieces[j : j + 1] = [[a, w, t1, -tc, *left], [w, b, tc, t2, *right]]
+        pieces[j : j + 1] = [fitted_piece(a, w, t1, -tc), fitted_piece(w, b, tc, t2)]
 
     ctrl = np.vstack([pieces[0][4][:1]] + [pc[4][1:] for pc in pieces])
     knots = idx[np.r_[pieces[0][0], [pc[1] for pc in pieces]]]
-    return ctrl, knots
+    params = np.empty(n)
+    for j, piece in enumerate(pieces):  # a point's curve parameter: its segment's index plus its position in it
+        params[piece[0] : piece[1] + 1] = j + np.asarray(piece[7], dtype=np.float64)
+    return ctrl, knots, _input_params(params, idx, n_in)
+
+
+def _input_params(params: np.ndarray, idx: np.ndarray, n_in: int) -> np.ndarray:
+    """Parameters of the de-duplicated points, for every input point (a duplicate takes its original's)."""
+    kept = idx[idx < n_in]
+    owner = np.searchsorted(kept, np.arange(n_in), side="right") - 1
+    return params[np.clip(owner, 0, len(kept) - 1)]
 
 
 def fit_cubic_beziers(

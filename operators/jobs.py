@@ -141,10 +141,13 @@ def start_animation(ob: Any, context: Any, method: str = "diffusion") -> Tracked
     if current is not None and current.watcher.poll().is_active:
         raise UserError(f"'{ob.name}' is already being animated: wait for it or press Cancel")
     check_inputs(settings, prefs, method)
+    frame = context.scene.frame_current
     try:
-        sketch = gp_io.sketch_from_layer(
-            ob, settings.layer, context.scene.frame_current, canvas=settings.resolution or DEFAULT_CANVAS, margin=settings.margin, tolerance_px=settings.tolerance_px
-        )
+        layers = gp_io.default_layer_set(ob, frame) if settings.layer_mode == "VISIBLE" else [settings.layer or getattr(ob.data.layers.active, "name", "")]
+        sketch = gp_io.sketch_from_layers(
+            ob, layers, frame, canvas=settings.resolution or DEFAULT_CANVAS, margin=settings.margin, tolerance_px=settings.tolerance_px,
+            pinned_layers=settings.pinned(),
+        )  # fmt: skip
     except (gp_io.GreasePencilInputError, SketchAnimatorError, ValueError) as exc:
         raise UserError(str(exc)) from None
     spec = job_spec(settings, prefs, method)
@@ -284,7 +287,7 @@ def apply_result(ob: Any, context: Any) -> Any:
         raise UserError(f"the job is not finished ({status.summary()})")
     try:
         result = read_result(job.watcher.result_dir)
-        applied = gp_io.apply_animation(ob, result, settings.start_frame, settings.timing(), context.scene)
+        applied = gp_io.apply_animation(ob, result, settings.start_frame, settings.timing(), context.scene, settings.output_form)
     except (SketchAnimatorError, gp_io.GreasePencilInputError) as exc:
         raise UserError(str(exc)) from None
     settings.last_error = ""

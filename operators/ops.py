@@ -137,6 +137,44 @@ class SKETCH_ANIMATOR_OT_apply(GreasePencilOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
+class SKETCH_ANIMATOR_OT_pin_layer(GreasePencilOperator, bpy.types.Operator):
+    """Keep the active layer still in the animation (or let it move again): a ground line, a signature"""
+
+    bl_idname = f"{PREFIX}.pin_layer"
+    bl_label = "Pin Layer"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: Any) -> set[str]:
+        ob = _active_gp(context)
+        layer = ob.data.layers.active
+        if layer is None:
+            return _fail(self, ob, "the object has no active layer: pick one in the layer list")
+        settings = ob.sketch_animator
+        pinned = settings.pinned()
+        pinned.symmetric_difference_update({layer.name})
+        settings.pinned_layers = ", ".join(sorted(pinned))
+        self.report({"INFO"}, f"layer '{layer.name}' is {'pinned: it stays still' if layer.name in pinned else 'animated again'}")
+        return {"FINISHED"}
+
+
+class SKETCH_ANIMATOR_OT_pin_strokes(GreasePencilOperator, bpy.types.Operator):
+    """Keep the selected strokes of the active layer still in the animation (or let them move again)"""
+
+    bl_idname = f"{PREFIX}.pin_strokes"
+    bl_label = "Pin Selected Strokes"
+    bl_options = {"REGISTER", "UNDO"}
+    pinned: bpy.props.BoolProperty(name="Pinned", default=True)
+
+    def execute(self, context: Any) -> set[str]:
+        ob = _active_gp(context)
+        try:
+            count = gp_io.pin_selected_strokes(ob, context.scene.frame_current, self.pinned)
+        except gp_io.GreasePencilInputError as exc:
+            return _fail(self, ob, str(exc))
+        self.report({"INFO"}, f"{count} stroke{'s' * (count != 1)} {'pinned' if self.pinned else 'unpinned'}")
+        return {"FINISHED"}
+
+
 class SKETCH_ANIMATOR_OT_open_log(GreasePencilOperator, bpy.types.Operator):
     """Open the engine's log of this object's job"""
 
@@ -262,6 +300,8 @@ CLASSES = (
     SKETCH_ANIMATOR_OT_cancel,
     SKETCH_ANIMATOR_OT_resume,
     SKETCH_ANIMATOR_OT_apply,
+    SKETCH_ANIMATOR_OT_pin_layer,
+    SKETCH_ANIMATOR_OT_pin_strokes,
     SKETCH_ANIMATOR_OT_open_log,
     SKETCH_ANIMATOR_OT_import_svg,
     SKETCH_ANIMATOR_OT_check_engine,

@@ -13,6 +13,7 @@ from ..engine.settings import (
     DEFAULT_MODEL, DEFAULT_NUM_FRAMES, DEFAULT_POSE_RATE, DEFAULT_QUALITY, MAX_POSES, MIN_FRAMES, QUALITY_PRESETS, DistillationSettings,
     PreviewSettings,
 )  # fmt: skip
+from ..grease_pencil.keyframes import DEFAULT_FORM
 from ..grease_pencil.strokes import DEFAULT_MARGIN, DEFAULT_TOLERANCE_PX
 from ..grease_pencil.timing import MAX_SPEED, MIN_SPEED, TimingOptions
 
@@ -35,7 +36,20 @@ DEVICE_ITEMS = [
 class SketchAnimatorSettings(bpy.types.PropertyGroup):
     """What the Animate panel edits, stored on the Grease Pencil object."""
 
-    layer: StringProperty(name="Layer", description="The layer whose strokes are animated (at the current frame)")
+    layer_mode: EnumProperty(
+        name="Layers",
+        items=[("VISIBLE", "All visible", "Every visible, unlocked layer with strokes at the current frame, as one drawing (lines and fills move together)"),
+               ("ONE", "One layer", "Only the layer chosen below")],
+        default="VISIBLE",
+    )  # fmt: skip
+    layer: StringProperty(name="Layer", description="The layer whose strokes are animated (at the current frame), with Layers: One layer")
+    pinned_layers: StringProperty(name="Pinned layers", description="Layers kept still in every frame (a ground line, a signature), separated by commas")
+    output_form: EnumProperty(
+        name="Strokes",
+        items=[("points", "Original points", "Each animated stroke keeps the drawn stroke's own points, pressure and colour: it draws exactly like yours"),
+               ("bezier", "Bézier", "Editable Bézier strokes (knots added where needed to keep the line weight)")],
+        default=DEFAULT_FORM,
+    )  # fmt: skip
     video: StringProperty(name="Reference video", description="The video whose motion the sketch follows", subtype="FILE_PATH")
     subject_prompt: StringProperty(name="Subject", description="What the sketch shows, a short sentence", default="A horse.")
     motion_prompt: StringProperty(name="Motion", description="What moves and how, a short sentence", default="A horse is galloping.")
@@ -112,6 +126,9 @@ class SketchAnimatorSettings(bpy.types.PropertyGroup):
                ("similarity", "Rigid", "One turn, scale and shift for the whole sketch")],
         default=PREVIEW.rigidity,
     )  # fmt: skip
+
+    def pinned(self) -> set[str]:
+        return {name.strip() for name in self.pinned_layers.split(",") if name.strip()}
 
     def timing(self) -> TimingOptions:
         """The Apply options as the Grease Pencil bridge takes them."""

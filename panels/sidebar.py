@@ -29,7 +29,10 @@ class VIEW3D_PT_sketch_animator(bpy.types.Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
 
-        layout.prop_search(settings, "layer", ob.data, "layers", icon="OUTLINER_DATA_GP_LAYER")
+        layout.prop(settings, "layer_mode")
+        if settings.layer_mode == "ONE":
+            layout.prop_search(settings, "layer", ob.data, "layers", icon="OUTLINER_DATA_GP_LAYER")
+        draw_pins(layout, settings)
         layout.prop(settings, "video")
         layout.prop(settings, "subject_prompt")
         layout.prop(settings, "motion_prompt")
@@ -59,6 +62,16 @@ class VIEW3D_PT_sketch_animator(bpy.types.Panel):
         draw_status(layout, settings, status)
 
 
+def draw_pins(layout: Any, settings: Any) -> None:
+    """What stays still: pinned layers (by name) and pinned strokes (the buttons act on the active layer)."""
+    row = layout.row(align=True)
+    row.operator(ops.SKETCH_ANIMATOR_OT_pin_layer.bl_idname, text="Pin Layer", icon="PINNED")
+    row.operator(ops.SKETCH_ANIMATOR_OT_pin_strokes.bl_idname, text="Pin Strokes", icon="PINNED").pinned = True
+    row.operator(ops.SKETCH_ANIMATOR_OT_pin_strokes.bl_idname, text="Unpin", icon="UNPINNED").pinned = False
+    if settings.pinned_layers:
+        layout.label(text=f"Pinned layers: {settings.pinned_layers}", icon="PINNED")
+
+
 def draw_timing(layout: Any, settings: Any) -> None:
     """When the poses play in the scene (Apply reads these; they can change after the job ran)."""
     col = layout.column(align=True)
@@ -72,6 +85,7 @@ def draw_timing(layout: Any, settings: Any) -> None:
         col.prop(settings, "fit_frames")
     col.prop(settings, "inbetweens")
     col.prop(settings, "loop")
+    col.prop(settings, "output_form")
 
 
 def draw_advanced(layout: Any, settings: Any) -> None:

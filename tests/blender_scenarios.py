@@ -186,7 +186,7 @@ def scenario_roundtrip():
     before = read_layer(ob, source)[1]
     tolerance = 0.5
     sketch = gp.sketch_from_layer(ob, "Lines", 1, canvas=256, margin=0.1, tolerance_px=tolerance)
-    layer = gp.apply_animation(ob, static_result(sketch, frames=3), start_frame=5).layer
+    layer = gp.apply_animation(ob, static_result(sketch, frames=3), start_frame=5, form="bezier").layer
     after = read_layer(ob, layer)
     offsets = before["offsets"]
     src_world = world(ob, source, before["position"])
@@ -206,13 +206,12 @@ def scenario_roundtrip():
                 # inner handles are drawn; outer ones (left of the first, right of the last knot) are not
                 bezier_err = max(bezier_err, float(np.abs(new_hr[na : nb - 1] - src_hr[sa : sb - 1]).max()))
                 bezier_err = max(bezier_err, float(np.abs(new_hl[na + 1 : nb] - src_hl[sa + 1 : sb]).max()))
-            else:
-                local = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_world[na:nb], np.ones(nb - na)].T).T[:, :3]
-                local_l = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_hl[na:nb], np.ones(nb - na)].T).T[:, :3]
-                local_r = np.linalg.solve(gp.layer_matrix_world(ob, source), np.c_[new_hr[na:nb], np.ones(nb - na)].T).T[:, :3]
+            else:  # the canvas mapping is of the object's local space (where all layers meet)
+                to_object = np.linalg.inv(np.array(ob.matrix_world, dtype=np.float64))
+                local, local_l, local_r = (gg.local_to_world(w[na:nb], to_object) for w in (new_world, new_hl, new_hr))
                 ctrl = ext("grease_pencil.strokes")._interleave_bezier(local, local_l, local_r, False)
                 curve = bezier_samples(gg.local_to_canvas(ctrl, mapping), 400)
-                pts = gg.local_to_canvas(before["position"][sa:sb].astype(np.float64), mapping)
+                pts = gg.local_to_canvas(gg.local_to_world(src_world[sa:sb], to_object), mapping)
                 d = np.sqrt(((pts[:, None, :] - curve[None, :, :]) ** 2).sum(-1)).min(1)
                 poly_err_px = max(poly_err_px, float(d.max()))
     unchanged = read_layer(ob, source)[1]
@@ -220,7 +219,13 @@ def scenario_roundtrip():
         (before[k] is None and unchanged[k] is None) or np.array_equal(before[k], unchanged[k]) for k in before
     )
     first = after[5]
+    points_layer = gp.apply_animation(ob, static_result(sketch, frames=3), start_frame=5, form="points").layer
+    as_points = read_layer(ob, points_layer)[5]  # the default form: the source's own points, where the curve puts them
+    points_error = float(np.abs(world(ob, points_layer, as_points["position"]) - src_world).max())
     return {
+        "points_max_error": points_error,
+        "points_curve_types": as_points["curve_type"].tolist(),
+        "source_curve_types": before["curve_type"].tolist(),
         "bezier_max_error": bezier_err,
         "poly_max_error_px": poly_err_px,
         "tolerance_px": tolerance,
@@ -288,7 +293,7 @@ def scenario_bad_inputs():
     settings.video = "/nonexistent/video.mp4"
     run(bpy.ops.sketch_animator.animate, "missing_video")
     settings.video = ARGS["video"]
-    settings.layer = "Nope"
+    settings.layer_mode, settings.layer = "ONE", "Nope"
     run(bpy.ops.sketch_animator.animate, "missing_layer")
     settings.layer = "Lines"
     empty = ob.data.layers.new("Empty")
@@ -304,6 +309,16 @@ def scenario_bad_inputs():
     settings.layer = "Many"
     run(bpy.ops.sketch_animator.animate, "thousands_of_strokes")
     settings.layer = "Lines"
+    ob.data.layers.remove(many)
+    settings.layer_mode, settings.pinned_layers = "VISIBLE", "Lines"  # the only layer with strokes, pinned
+    run(bpy.ops.sketch_animator.animate, "everything_pinned")
+    settings.pinned_layers = ""
+    for layer in ob.data.layers:
+        layer.hide = True
+    run(bpy.ops.sketch_animator.animate, "no_visible_layer")
+    for layer in ob.data.layers:
+        layer.hide = False
+    settings.layer_mode = "ONE"
 
     mesh = bpy.data.objects.new("Mesh", bpy.data.meshes.new("Mesh"))
     bpy.context.scene.collection.objects.link(mesh)
@@ -421,8 +436,11 @@ def scenario_end_to_end():
     frames = read_layer(ob, layer)
     result = ext("engine.job.results").read_result(os.path.join(settings.job_dir, "result"))
     plans = ext("grease_pencil.keyframes").plan_keyframes(result)
-    position_err = max(float(np.abs(frames[10 + p.frame_index]["position"] - p.positions).max()) for p in plans)
-    handle_err = max(float(np.abs(frames[10 + p.frame_index]["handle_right"] - p.handle_right).max()) for p in plans)
+    gp = ext("grease_pencil.blender_io")
+    to_layer = np.linalg.solve(gp.layer_matrix_world(ob, layer), np.array(ob.matrix_world, dtype=np.float64))  # plans are object-local
+    in_layer = ext("grease_pencil.mapping").local_to_world
+    position_err = max(float(np.abs(frames[10 + p.frame_index]["position"] - in_layer(p.positions, to_layer)).max()) for p in plans)
+    handle_err = max(float(np.abs(frames[10 + p.frame_index]["handle_right"] - in_layer(p.handle_right, to_layer)).max()) for p in plans)
     source_after = read_layer(ob, ob.data.layers["Lines"])
     source_same = all(np.array_equal(source_before[1][k], source_after[1][k]) for k in source_before[1] if source_before[1][k] is not None)
     events = [json.loads(line)["kind"] for line in open(os.path.join(settings.job_dir, "events.jsonl"))]
@@ -696,6 +714,214 @@ def scenario_timing():
             messages[label] = str(exc)
     out["bad"] = {"messages": messages, "unchanged": [n for n, _ in key_frames(ob.data.layers["Lines animated"])] == before}
     return out
+
+
+def make_drawing_object():
+    """A hand-drawn scene: on "Lines", POLY strokes whose radius swells from 0.005 to 0.03 along them,
+    with opacity and vertex colour varying (one with a flat start), and a ground line; on "Fills",
+    a closed stroke whose material draws only a fill. An orthographic camera looks at the X–Z plane."""
+    gp = ext("grease_pencil.blender_io")
+    scene = bpy.context.scene
+    for name in ("Cube", "Light"):
+        if name in bpy.data.objects:
+            bpy.data.objects.remove(bpy.data.objects[name])
+    camera = scene.camera
+    camera.location, camera.rotation_euler = (0, -10, 0), (np.radians(90), 0, 0)
+    camera.data.type, camera.data.ortho_scale = "ORTHO", 4.0
+    data = gp.gp_datablocks().new("Drawing")
+    ob = bpy.data.objects.new("Drawing", data)
+    scene.collection.objects.link(ob)
+    ink = bpy.data.materials.new("Drawing ink")
+    bpy.data.materials.create_gpencil_data(ink)
+    ink.grease_pencil.color = (0.05, 0.05, 0.05, 1.0)
+    fill = bpy.data.materials.new("Drawing fill")
+    bpy.data.materials.create_gpencil_data(fill)
+    fill.grease_pencil.show_stroke, fill.grease_pencil.show_fill = False, True
+    fill.grease_pencil.fill_color = (0.9, 0.4, 0.1, 1.0)
+    data.materials.append(ink)
+    data.materials.append(fill)
+    lines = data.layers.new("Lines", set_active=True)
+    fills = data.layers.new("Fills", set_active=False)
+    fills.opacity = 0.8
+    drawing = lines.frames.new(1).drawing
+    sizes, positions, radius, opacity, colour = [], [], [], [], []
+    for i, count in enumerate((60, 45, 70)):
+        t = np.linspace(0, 1, count)
+        positions.append(np.c_[2.4 * t - 1.2, np.zeros(count), 0.5 * np.sin(4 * t + i) + 0.5 * i - 0.4])
+        radius.append(0.005 + 0.025 * np.sin(np.pi * t) ** 2)
+        opacity.append(0.5 + 0.5 * t)
+        colour.append(np.c_[t, 1 - t, np.full(count, 0.3), np.full(count, 0.6)])
+        sizes.append(count)
+    ground = np.linspace(-1.5, 1.5, 20)
+    positions.append(np.c_[ground, np.zeros(20), np.full(20, -1.3)])
+    radius.append(np.full(20, 0.02)), opacity.append(np.ones(20)), colour.append(np.zeros((20, 4))), sizes.append(20)
+    drawing.add_strokes(sizes)
+    set_attr(drawing, "position", np.concatenate(positions).astype(np.float32), "FLOAT_VECTOR", "POINT", "vector")
+    set_attr(drawing, "radius", np.concatenate(radius).astype(np.float32), "FLOAT", "POINT", "value")
+    set_attr(drawing, "opacity", np.concatenate(opacity).astype(np.float32), "FLOAT", "POINT", "value")
+    set_attr(drawing, "vertex_color", np.concatenate(colour).astype(np.float32), "FLOAT_COLOR", "POINT", "color")
+    set_attr(drawing, "start_cap", np.array([1, 0, 0, 0], np.int8), "INT8", "CURVE", "value")
+    filled = fills.frames.new(1).drawing
+    angle = np.linspace(0, 2 * np.pi, 36, endpoint=False)
+    filled.add_strokes([36])
+    set_attr(filled, "position", np.c_[0.6 * np.cos(angle), np.zeros(36), 0.45 * np.sin(angle)].astype(np.float32), "FLOAT_VECTOR", "POINT", "vector")
+    set_attr(filled, "radius", np.full(36, 0.01, np.float32), "FLOAT", "POINT", "value")
+    set_attr(filled, "opacity", np.ones(36, np.float32), "FLOAT", "POINT", "value")
+    set_attr(filled, "cyclic", np.array([True]), "BOOLEAN", "CURVE", "value")
+    set_attr(filled, "material_index", np.array([1], np.int32), "INT", "CURVE", "value")
+    bpy.context.view_layer.objects.active = ob
+    data.layers.active = lines
+    return ob
+
+
+def ink_mask(path_png):
+    pixels = np.array(bpy.data.images.load(path_png).pixels[:]).reshape(256, 256, 4)
+    return np.abs(pixels[..., :3] - pixels[0, 0, :3]).max(-1) > 0.15
+
+
+def render_layers(ob, visible, frame, path):
+    """A Workbench render of the object with only `visible` layers shown, at `frame`."""
+    scene = bpy.context.scene
+    hidden = {layer.name: layer.hide for layer in ob.data.layers}
+    for layer in ob.data.layers:
+        layer.hide = layer.name not in visible
+    scene.frame_set(frame)
+    render = scene.render
+    render.engine, render.resolution_x, render.resolution_y, render.resolution_percentage = "BLENDER_WORKBENCH", 256, 256, 100
+    render.filepath = path
+    bpy.ops.render.render(write_still=True)
+    for layer in ob.data.layers:
+        layer.hide = hidden[layer.name]
+    return ink_mask(path)
+
+
+def iou(a, b):
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def scenario_drawing():
+    """The artist's own line: per-point radius, opacity and colour, caps, both layers together, pins, renders."""
+    enable()
+    gp = ext("grease_pencil.blender_io")
+    timing = ext("grease_pencil.timing")
+    ob = make_drawing_object()
+    with bpy.context.temp_override(object=ob, active_object=ob):  # pin the ground line: select it alone
+        selection = ob.data.layers["Lines"].frames[0].drawing.attributes.new(".selection", "BOOLEAN", "CURVE")
+        selection.data.foreach_set("value", np.array([False, False, False, True]))
+        pinned_result = bpy.ops.sketch_animator.pin_strokes(pinned=True)
+    source = {name: read_layer(ob, ob.data.layers[name])[1] for name in ("Lines", "Fills")}
+    layer_set = gp.default_layer_set(ob, 1)
+    sketch = gp.sketch_from_layers(ob, layer_set, 1)
+    out = {"pin": sorted(pinned_result), "layer_set": layer_set, "paths": len(sketch.paths), "pinned_paths": [p.pinned for p in sketch.paths]}
+    frames_once = timing.TimingOptions(keys="every_frame", inbetweens="hold")
+
+    # an identity result, on the drawn points: every attribute exactly the source's
+    applied = gp.apply_animation(ob, static_result(sketch, frames=2), 1, frames_once, form="points")
+    order = [layer.name for layer in ob.data.layers]
+    written = {name: read_layer(ob, ob.data.layers[f"{name} animated"])[1] for name in ("Lines", "Fills")}
+    exact = {}
+    for name in ("Lines", "Fills"):
+        points, curves = len(source[name]["position"]), len(source[name]["offsets"]) - 1
+        defaults = {"radius": np.full(points, 0.01), "opacity": np.ones(points), "vertex_color": np.zeros((points, 4)),
+                    "material_index": np.zeros(curves), "cyclic": np.zeros(curves, bool)}  # an absent attribute: Blender's default  # fmt: skip
+        for key in ("radius", "opacity", "vertex_color", "offsets", "material_index", "cyclic"):
+            a, b = (source[name][key] if source[name][key] is not None else defaults[key]), (written[name][key] if written[name][key] is not None else defaults[key])
+            exact[f"{name}.{key}"] = bool(np.array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32)))
+        exact[f"{name}.position_error"] = float(np.abs(source[name]["position"] - written[name]["position"]).max())
+    out["points"] = {
+        "layers": [layer.name for layer in applied.layers], "order": order, "exact": exact,
+        "start_cap": written["Lines"]["start_cap"].tolist() if written["Lines"]["start_cap"] is not None else None,
+        "curve_types": sorted(set(written["Lines"]["curve_type"].tolist())),
+        "fills_opacity": ob.data.layers["Fills animated"].opacity,
+    }
+    source_ink = render_layers(ob, {"Lines", "Fills"}, 1, os.path.join(ARGS["cache_dir"], "source.png"))
+    animated_ink = render_layers(ob, {"Lines animated", "Fills animated"}, 1, os.path.join(ARGS["cache_dir"], "points.png"))
+    out["points"]["render_iou"] = iou(source_ink, animated_ink)
+    out["points"]["ink_pixels"] = int(source_ink.sum())
+
+    # the same as editable Béziers: the line weight kept within 10% at every drawn point
+    gp.apply_animation(ob, static_result(sketch, frames=2), 1, frames_once, form="bezier")
+    bezier = read_layer(ob, ob.data.layers["Lines animated"])[1]
+    metas = [m for m in sketch.metadata["blender_strokes"] if m["layer"] == "Lines"]
+    worst = 0.0
+    for i, meta in enumerate(metas):
+        knots = bezier["radius"][bezier["offsets"][i] : bezier["offsets"][i + 1]].astype(np.float64)
+        params = np.asarray(meta["params"])
+        k = np.clip(np.floor(params).astype(int), 0, len(knots) - 2)
+        u = params - k
+        profile = knots[k] * (1 - u) + knots[k + 1] * u  # Grease Pencil interpolates radius linearly between knots
+        drawn = np.asarray(meta["radius"])
+        worst = max(worst, float((np.abs(profile - drawn) / drawn).max()))
+    bezier_ink = render_layers(ob, {"Lines animated", "Fills animated"}, 1, os.path.join(ARGS["cache_dir"], "bezier.png"))
+    out["bezier"] = {"worst_profile_error": worst, "curve_types": sorted(set(bezier["curve_type"].tolist())), "render_iou": iou(source_ink, bezier_ink)}
+
+    # a known motion: everything but the pinned line moves 12 px to the right
+    flat, still = sketch.flat_points(), sketch.still_points()
+    moving = np.stack([np.where(still[:, None], flat, flat + [12.0 * f, 0.0]) for f in range(3)])
+    gp.apply_animation(ob, sketch.with_frames(moving), 1, frames_once, form="points")
+    frame_3 = {name: read_layer(ob, ob.data.layers[f"{name} animated"])[3] for name in ("Lines", "Fills")}
+    lines_world = world(ob, ob.data.layers["Lines animated"], frame_3["Lines"]["position"]) - world(ob, ob.data.layers["Lines"], source["Lines"]["position"])
+    fills_world = world(ob, ob.data.layers["Fills animated"], frame_3["Fills"]["position"]) - world(ob, ob.data.layers["Fills"], source["Fills"]["position"])
+    ground = slice(int(source["Lines"]["offsets"][3]), int(source["Lines"]["offsets"][4]))
+    others = slice(0, int(source["Lines"]["offsets"][3]))
+    out["motion"] = {
+        "lines_shift": lines_world[others].mean(axis=0).tolist(), "fills_shift": fills_world.mean(axis=0).tolist(),
+        "shift_spread": float(np.ptp(np.concatenate([lines_world[others], fills_world])[:, 0])),
+        "pinned_identical": bool(np.array_equal(frame_3["Lines"]["position"][ground], source["Lines"]["position"][ground])),
+    }
+
+    # bad input: a changed layer set, a renamed layer; nothing of the user's strokes touched
+    messages = {}
+    before = {name: read_layer(ob, ob.data.layers[name])[1]["position"].copy() for name in ("Lines", "Fills")}
+    extra = ob.data.layers["Fills"].frames[0].drawing
+    extra.add_strokes([2])
+    try:
+        gp.apply_animation(ob, sketch.with_frames(moving), 1, frames_once)
+        messages["changed_set"] = "(applied)"
+    except gp.GreasePencilInputError as exc:
+        messages["changed_set"] = str(exc)
+    extra.remove_strokes(indices=[1])
+    ob.data.layers["Fills"].name = "Colour"
+    try:
+        gp.apply_animation(ob, sketch.with_frames(moving), 1, frames_once)
+        messages["renamed"] = "(applied)"
+    except gp.GreasePencilInputError as exc:
+        messages["renamed"] = str(exc)
+    ob.data.layers["Colour"].name = "Fills"
+    empty = ob.data.layers.new("Empty")
+    empty.frames.new(1)
+    try:
+        gp.sketch_from_layers(ob, ["Empty"], 1)
+        messages["empty_set"] = "(made)"
+    except gp.GreasePencilInputError as exc:
+        messages["empty_set"] = str(exc)
+    after = {name: read_layer(ob, ob.data.layers[name])[1]["position"] for name in ("Lines", "Fills")}
+    out["bad"] = {"messages": messages, "unchanged": all(np.array_equal(before[n], after[n]) for n in before)}
+    out["format_1"] = apply_format_1_result(gp)
+    return out
+
+
+def apply_format_1_result(gp):
+    """A result.json written by the previous release (sketch format 1: one layer, its points in that
+    layer's space, uniform widths, round caps) applies as that release applied it."""
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+    result = ext("engine.vector.sketch").Sketch.load_json(os.path.join(data, "result_format_1.json"))
+    with open(os.path.join(data, "result_format_1.applied.json")) as handle:
+        expected = json.load(handle)
+    ob = make_gp_object(name="Sketch")  # the object and layer the old result was made from
+    layer = gp.apply_animation(ob, result, expected["start_frame"]).layer
+    frames = read_layer(ob, layer)
+    then = expected["frames"]
+    return {
+        "uniform_widths": not result.has_point_widths,
+        "round_caps": not any(flags.any() for flags in result.segment_caps()),
+        "keys": sorted(frames) == sorted(int(f) for f in then),
+        "offsets_equal": all(frames[int(f)]["offsets"].tolist() == then[f]["offsets"] for f in then),
+        "curve_types_equal": all(frames[int(f)]["curve_type"].tolist() == then[f]["curve_type"] for f in then),
+        "world_error": max(float(np.abs(world(ob, layer, frames[int(f)]["position"]) - then[f]["world"]).max()) for f in then),
+        "radius_error": max(float(np.abs(frames[int(f)]["radius"] - then[f]["radius"]).max()) for f in then),
+        "written_caps": sorted(set((frames[5]["start_cap"] if frames[5]["start_cap"] is not None else np.zeros(1, int)).tolist())),
+    }
 
 
 def main() -> None:

@@ -91,7 +91,10 @@ def test_zip_installs_enables_registers_and_unregisters(blender) -> None:
     assert report["version"][:2] == [int(x) for x in blender.version.split(".")]
     assert report["result"] == ["FINISHED"]
     assert report["installed_at"] == str(Path("extensions") / "user_default" / "sketch_animator")
-    expected = ["animate", "apply", "cancel", "check_engine", "create_engine", "download_model", "import_svg", "open_log", "preview_motion", "resume"]
+    expected = [
+        "animate", "apply", "cancel", "check_engine", "create_engine", "download_model", "import_svg", "open_log", "pin_layer", "pin_strokes",
+        "preview_motion", "resume",
+    ]  # fmt: skip
     assert report["ops"] == expected and report["ops_after_reenable"] == expected
     assert all(report["registered"].values()), report["registered"]
     assert report["after_disable"] == {"ops": [], "panel": False, "object_settings": False, "load_handler": False}
@@ -107,7 +110,8 @@ def test_grease_pencil_round_trip_on_a_transformed_parented_object(blender) -> N
     assert r["bezier_max_error"] < 1e-4, r
     assert r["poly_max_error_px"] <= r["tolerance_px"] + 1e-6, r
     assert r["keyframes"] == [5, 6, 7] and r["strokes_per_frame"] == [3, 3, 3] and r["frames_equal"]
-    assert r["curve_types"] == [2]  # every written stroke is a Bézier curve
+    assert r["curve_types"] == [2]  # the Bézier form: every written stroke is a Bézier curve
+    assert r["points_max_error"] < 1e-4 and r["points_curve_types"] == r["source_curve_types"]  # the original-points form
     assert r["material_index"] == r["source_material_index"] == [0, 1, 0]
     assert r["bezier_radius_error"] < 1e-6 and r["bezier_opacity_error"] < 1e-6 and r["bezier_color_error"] < 1e-6
     assert r["source_hidden"] and r["source_unchanged"] and r["layer_name"] == "Lines animated"
@@ -131,6 +135,8 @@ def test_bad_input_gives_one_line_messages_and_keeps_the_strokes(blender) -> Non
     assert "no layer named 'Nope'" in m["missing_layer"]
     assert "is empty at frame 1" in m["empty_layer"]
     assert "2500 strokes" in m["thousands_of_strokes"] and "up to 2000" in m["thousands_of_strokes"]
+    assert "every stroke of layer 'Lines' is pinned" in m["everything_pinned"] and "nothing is left to animate" in m["everything_pinned"]
+    assert "no visible, unlocked layer with strokes" in m["no_visible_layer"]
     assert m["not_grease_pencil_poll"] is False
     assert "now has 4 strokes, the result was made from 3" in m["stroke_count_changed"]
     assert r["broken_state"] == "failed" and r["log_kept"]
@@ -219,3 +225,29 @@ def test_apply_keys_the_scene_frame_rate_with_inbetweens_holds_and_cycles(blende
     assert r["old"]["frames"] == [3, 4, 5, 6, 7] and "older version" in r["old"]["notes"][0]
     bad = r["bad"]
     assert "speed 0 is out of range" in bad["messages"]["speed"] and "fit to 0 frames" in bad["messages"]["fit"] and bad["unchanged"]
+
+
+def test_the_drawing_keeps_its_line_weight_caps_layers_fills_and_pins(blender) -> None:
+    r = blender.run("drawing")
+    assert r["pin"] == ["FINISHED"] and r["layer_set"] == ["Lines", "Fills"] and r["pinned_paths"] == [False, False, False, True, False]
+    points = r["points"]
+    assert points["layers"] == ["Lines animated", "Fills animated"]
+    assert points["order"] == ["Lines", "Lines animated", "Fills", "Fills animated"]  # each directly above its source
+    exact = points["exact"]
+    assert [k for k, v in exact.items() if not k.endswith("position_error") and not v] == [], exact  # radius, opacity, colour: the source's, exactly
+    assert exact["Lines.position_error"] < 1e-5 and exact["Fills.position_error"] < 1e-5
+    assert points["start_cap"] == [1, 0, 0, 0] and points["curve_types"] == [1] and points["fills_opacity"] == pytest.approx(0.8)
+    assert points["ink_pixels"] > 500 and points["render_iou"] >= 0.95, points["render_iou"]
+    bezier = r["bezier"]
+    assert bezier["worst_profile_error"] <= 0.10 and bezier["curve_types"] == [2] and bezier["render_iou"] >= 0.9
+    motion = r["motion"]
+    assert motion["lines_shift"] == pytest.approx(motion["fills_shift"], abs=1e-4) and motion["lines_shift"][0] > 0.05
+    assert motion["shift_spread"] < 1e-4 and motion["pinned_identical"]  # lines and fills move together; the pinned line stays, bit for bit
+    bad = r["bad"]
+    assert "now has 2 strokes, the result was made from 1" in bad["messages"]["changed_set"]
+    assert "has no layer 'Fills' any more" in bad["messages"]["renamed"]
+    assert "layer 'Empty' is empty at frame 1" in bad["messages"]["empty_set"]
+    assert bad["unchanged"] and all("\n" not in m for m in bad["messages"].values())
+    old = r["format_1"]  # a result.json of the previous release applies exactly as that release applied it
+    assert old["uniform_widths"] and old["round_caps"] and old["keys"] and old["offsets_equal"] and old["curve_types_equal"], old
+    assert old["world_error"] < 1e-5 and old["radius_error"] < 1e-7 and old["written_caps"] == [0], old

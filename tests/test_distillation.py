@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine.backbones import load_backbone
+from engine.errors import SketchAnimatorError
 from engine.priors.diffusion import SDSPrior
 from engine.priors.target_frames import TargetFramesPrior
 from engine.settings import DistillationSettings
@@ -106,3 +107,23 @@ def test_ablation_weights_turn_adapters_off(tiny_model_dir) -> None:
     SDSPrior(backbone, "A horse.", DistillationSettings(appearance_weight=0.0))
     layer = backbone.unet.get_submodule("down_blocks.0.temp_attentions.0.transformer_blocks.0.attn1.to_q")
     assert list(layer.active_adapters) == ["motion_temporal"]
+
+
+def test_pinned_and_invisible_strokes_never_move_while_the_others_follow_the_prior(tmp_path) -> None:
+    from dataclasses import replace
+
+    sketch = three_stroke_sketch()
+    pinned = replace(sketch, paths=[replace(sketch.paths[0], pinned=True), sketch.paths[1], replace(sketch.paths[2], opacity=0.0)])
+    truth = np.stack([pinned.flat_points() + [1.0 * i, -0.5 * i] for i in range(FRAMES)])
+    renderer = model_view_renderer(pinned, (64, 64))
+    with torch.no_grad():
+        targets = renderer.render(torch.tensor(truth, dtype=torch.float32))
+    settings = DistillationSettings(steps=60, lr=1e-2, augment=False, resolution=64, checkpoint_every=1000)
+    result = distill(pinned, TargetFramesPrior(targets), settings, FRAMES, tmp_path / "ckpt.pt", show_bar=False)
+    still = pinned.still_points()
+    assert still.sum() == len(sketch.paths[0].points) + len(sketch.paths[2].points)
+    np.testing.assert_array_equal(result.frames[:, still], np.broadcast_to(pinned.flat_points()[still], result.frames[:, still].shape))  # bit for bit
+    assert np.abs(result.frames[-1, ~still] - pinned.flat_points()[~still]).max() > 1.0  # the free stroke moved
+    everything = replace(sketch, paths=[replace(p, pinned=True) for p in sketch.paths])
+    with pytest.raises(SketchAnimatorError, match="every stroke is pinned"):
+        distill(everything, TargetFramesPrior(targets), settings, FRAMES, tmp_path / "other.pt", show_bar=False)

@@ -281,7 +281,8 @@ def test_sketch_dict_is_a_valid_engine_sketch():
     assert len(sketch.paths[2].points) == 4  # a straight cubic
     scale = gg.CanvasMapping.from_dict(d.metadata["blender_mapping"]).scale
     assert sketch.paths[0].half_width == pytest.approx(0.02 * scale)  # radius = half the visible width
-    assert sketch.paths[2].half_width == gg.MIN_HALF_WIDTH
+    assert sketch.paths[2].half_width == 0.0 and sketch.paths[2].is_invisible  # radius 0: kept, invisible, never optimised
+    assert sketch.still_points()[-4:].all() and not sketch.still_points()[:-4].any()
     assert sketch.paths[0].color == pytest.approx((1.0, 0.0, 0.0)) and sketch.paths[0].opacity == pytest.approx(0.8)
     assert sketch.paths[1].color == pytest.approx((0.0, 0.0, 0.0))  # vertex alpha 0: the material colour
     # the plan of a static sketch is one frame; of an animation, one per frame
@@ -330,7 +331,7 @@ def test_round_trip_lands_where_the_strokes_were():
     sketch = Sketch.from_dict(json.loads(json.dumps(d.to_dict())))
     flat = sketch.flat_points()
     animated = sketch.with_frames(np.stack([flat, flat]))  # frames = the unchanged points
-    plans = gg.plan_keyframes(animated)
+    plans = gg.plan_keyframes(animated, form="bezier")
     assert [p.frame_index for p in plans] == [0, 1]
     mapping = gg.CanvasMapping.from_dict(d.metadata["blender_mapping"])
     metas = d.metadata["blender_strokes"]
@@ -351,10 +352,8 @@ def test_round_trip_lands_where_the_strokes_were():
             np.testing.assert_allclose(o.vertex_color, s.vertex_color, atol=1e-12)
             assert o.material_index == s.material_index
         o, s = out[2], strokes[2]
-        np.testing.assert_allclose(o.handle_right[:-1], s.handle_right[:-1], atol=1e-9)
-        np.testing.assert_allclose(o.handle_left[1:], s.handle_left[1:], atol=1e-9)
-        np.testing.assert_allclose(o.handle_left[0], 2 * o.positions[0] - o.handle_right[0], atol=1e-12)  # mirrored
-        np.testing.assert_allclose(o.handle_right[-1], 2 * o.positions[-1] - o.handle_left[-1], atol=1e-12)
+        np.testing.assert_allclose(o.handle_right, s.handle_right, atol=1e-9)  # the outer handles too: the source's own
+        np.testing.assert_allclose(o.handle_left, s.handle_left, atol=1e-9)
         o, s = out[3], strokes[3]
         np.testing.assert_allclose(o.handle_left, s.handle_left, atol=1e-9)
         np.testing.assert_allclose(o.handle_right, s.handle_right, atol=1e-9)
@@ -400,7 +399,7 @@ def test_plan_handles_reproduce_the_control_points_of_every_frame():
             frames[:, offsets[i + 1] - 1] = frames[:, offsets[i]]
     d = d.with_frames(frames)
     mapping = gg.CanvasMapping.from_dict(d.metadata["blender_mapping"])
-    for f, plan in enumerate(gg.plan_keyframes(d)):
+    for f, plan in enumerate(gg.plan_keyframes(d, form="bezier")):
         for i, ctrl in enumerate(gg.plan_to_cubic_points(plan, mapping)):
             np.testing.assert_allclose(ctrl, frames[f, offsets[i] : offsets[i + 1]], atol=1e-9)
         # depth (local Y) is carried per control point from the import
@@ -408,7 +407,7 @@ def test_plan_handles_reproduce_the_control_points_of_every_frame():
         knots = np.concatenate([offsets[i] + 3 * np.arange(n) for i, n in enumerate(plan.sizes)])
         np.testing.assert_allclose(plan.positions[:, 1], depth[knots], atol=1e-12)
     # a translated frame moves every knot by the same world vector in the plane
-    plan0, plan1 = gg.plan_keyframes(d.with_frames(np.stack([flat, flat + [10.0, 0.0]])))
+    plan0, plan1 = gg.plan_keyframes(d.with_frames(np.stack([flat, flat + [10.0, 0.0]])), form="bezier")
     shift = gg.local_to_world(plan1.positions, m) - gg.local_to_world(plan0.positions, m)
     np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-9)
     assert np.linalg.norm(shift[0]) == pytest.approx(10.0 / mapping.scale)
@@ -433,7 +432,7 @@ def test_changed_half_width_scales_the_radius():
     assert d.paths[0].half_width == pytest.approx(0.02 * 2.0 * mapping.scale)
     ks = np.asarray(d.metadata["blender_strokes"][0]["knot_source_index"]).astype(int)
     d.paths[0].half_width *= 2
-    np.testing.assert_allclose(gg.plan_keyframes(d)[0].radius, 2 * s.radius[ks], rtol=1e-12)
+    np.testing.assert_allclose(gg.plan_keyframes(d, form="bezier")[0].radius, 2 * s.radius[ks], rtol=1e-12)
 
 
 def test_strokes_from_drawing_arrays_splits_and_defaults():
@@ -463,3 +462,79 @@ def test_errors_are_clear():
         gg.plan_keyframes(replace(d, paths=d.paths + d.paths[:1]))
     with pytest.raises(ValueError, match="frames have shape"):
         gg.plan_keyframes(replace(d, frames=np.zeros((1, 1, 2))))
+
+
+# ----------------------------------------------------------------------------- the drawing's own line (issue 14)
+def pressure_stroke(n: int = 60, **kw) -> "gg.StrokeData":
+    """A hand-drawn wave whose radius swells from 0.005 to 0.03 and back along it, with opacity and colour varying."""
+    t = np.linspace(0, 1, n)
+    return gg.StrokeData(
+        positions=xz_points(np.c_[2 * t - 1, 0.4 * np.sin(5 * t)]), curve_type="POLY",
+        radius=0.005 + 0.025 * np.sin(np.pi * t) ** 2, opacity=0.4 + 0.6 * t,
+        vertex_color=np.c_[t, 1 - t, 0.5 * np.ones(n), 0.8 * np.ones(n)], **kw,
+    )  # fmt: skip
+
+
+def test_original_points_form_gives_back_every_drawn_point_exactly():
+    strokes = [pressure_stroke(start_cap=1, end_cap=0), pressure_stroke(45, cyclic=False)]
+    sketch = gg.strokes_to_sketch(strokes, translation(0.3, 0, -0.2))
+    identity = sketch.with_frames(np.stack([sketch.flat_points()] * 2))
+    for plan in gg.plan_keyframes(identity, form="points"):
+        assert plan.curve_type == "POLY" and plan.sizes.tolist() == [60, 45]
+        for source, out in zip(strokes, plan.strokes):
+            np.testing.assert_array_equal(out.positions, source.positions)  # unmoved: bit for bit
+            np.testing.assert_array_equal(out.radius, source.radius)
+            np.testing.assert_array_equal(out.opacity, source.opacity)
+            np.testing.assert_array_equal(out.vertex_color, source.vertex_color)
+        assert plan.curve_attributes["start_cap"].tolist() == [1, 0]
+    # a moved curve moves every point by the curve's displacement at its parameter
+    moved = sketch.with_frames(np.stack([sketch.flat_points() + [10.0, 0.0]]))
+    shift = gg.plan_keyframes(moved, form="points")[0].positions - np.concatenate([s.positions for s in strokes])
+    mapping = gg.CanvasMapping.from_dict(sketch.metadata["blender_mapping"])
+    np.testing.assert_allclose(shift, np.broadcast_to([10.0 / mapping.scale, 0.0, 0.0], shift.shape), atol=1e-12)
+
+
+def test_bezier_form_keeps_the_pressure_profile_within_ten_percent():
+    stroke = pressure_stroke(80)
+    sketch = gg.strokes_to_sketch([stroke], np.eye(4))
+    meta = sketch.metadata["blender_strokes"][0]
+    plan = gg.plan_keyframes(sketch, form="bezier")[0]
+    assert plan.curve_type == "BEZIER"
+    params = np.asarray(meta["params"])
+    knot = np.clip(np.floor(params).astype(int), 0, len(plan.radius) - 2)
+    u = params - knot
+    blender_profile = plan.radius[knot] * (1 - u) + plan.radius[knot + 1] * u  # Grease Pencil: linear between knots
+    assert (np.abs(blender_profile - stroke.radius) <= 0.10 * stroke.radius).all()
+    # the engine draws the same profile: per-control-point widths, interpolated by Bernstein weights
+    path = sketch.paths[0]
+    assert path.half_widths is not None and len(path.half_widths) == len(path.points)
+    segment = np.clip(np.floor(params).astype(int), 0, path.num_segments - 1)
+    w = path.half_widths[path.segment_index()][segment]
+    t = (params - segment)[:, None]
+    engine_profile = (w * np.hstack([(1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t**2, t**3])).sum(1)
+    mapping = gg.CanvasMapping.from_dict(sketch.metadata["blender_mapping"])
+    drawn = stroke.radius * mapping.radius_scale * mapping.scale
+    assert (np.abs(engine_profile - drawn) <= 0.10 * drawn).all()
+    # without the profile knots, the linear radius would not do
+    plain = gg.strokes_to_sketch([stroke], np.eye(4), profile_tolerance=10.0)
+    assert len(plain.paths[0].points) < len(path.points)
+
+
+def test_caps_fills_pins_and_layers_reach_the_sketch_and_come_back():
+    line = pressure_stroke(start_cap=1, end_cap=1, layer="Lines")
+    ground = sine_stroke(layer="Lines", pinned=True)
+    th = np.linspace(0, 2 * np.pi, 30, endpoint=False)
+    fill = gg.StrokeData(positions=xz_points(np.c_[0.3 * np.cos(th), 0.3 * np.sin(th)]), cyclic=True, fill_only=True,
+                         material_index=1, material_color=(0.9, 0.5, 0.1, 1.0), layer="Fills", curve_attributes={"fill_opacity": 0.7})  # fmt: skip
+    sketch = gg.strokes_to_sketch([line, ground, fill], np.eye(4))
+    a, b, c = sketch.paths
+    assert (a.start_cap, a.end_cap, a.pinned) == ("flat", "flat", False) and b.pinned and not c.pinned
+    assert c.closed and c.half_width == gg.FILL_OUTLINE_HALF_WIDTH and c.half_widths is None
+    assert c.color == pytest.approx(tuple(gg._linear_to_srgb(np.array([0.9, 0.5, 0.1]))))
+    assert sketch.still_points().tolist() == [False] * len(a.points) + [True] * len(b.points) + [False] * len(c.points)
+    plan = gg.plan_keyframes(sketch.with_frames(np.stack([sketch.flat_points()])), form="points")[0]
+    lines, fills = plan.of_layer("Lines"), plan.of_layer("Fills")
+    assert lines.sizes.tolist() == [60, 80] and fills.sizes.tolist() == [30]
+    assert fills.material_index.tolist() == [1] and fills.cyclic.tolist() == [True]
+    assert lines.curve_attributes["end_cap"].tolist() == [1, 0]
+    assert np.isnan(lines.curve_attributes["fill_opacity"]).all() and fills.curve_attributes["fill_opacity"].tolist() == [0.7]  # kept per layer

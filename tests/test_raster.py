@@ -292,3 +292,99 @@ def test_strokes_off_the_canvas_give_zero_gradients() -> None:
     coverage = rasterize(points, 1.5, 32, 32)
     coverage.sum().backward()
     assert coverage.sum() == 0 and torch.equal(points.grad, torch.zeros_like(points))
+
+
+# --------------------------------------------------------------------- flat caps and per-point widths (issue 14)
+def tapered_widths(first: float, last: float, count: int = 1) -> torch.Tensor:
+    """Per-control-point half-widths of straight segments whose width runs linearly from first to last."""
+    return torch.tensor([[first + (last - first) * k / 3 for k in range(4)]] * count, dtype=torch.float64)
+
+
+def disc_hull_area(r0: float, r1: float, distance: float) -> float:
+    """Area of the convex hull of two discs: a tapering stroke with round caps."""
+    alpha = math.asin((r1 - r0) / distance)
+    return 0.5 * r1 * r1 * (math.pi + 2 * alpha) + 0.5 * r0 * r0 * (math.pi - 2 * alpha) + (r0 + r1) * distance * math.cos(alpha)
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.3, 0.785, 1.9])
+@pytest.mark.parametrize("half_width", [0.7, 3.0])
+def test_flat_capped_straight_stroke_covers_exactly_2wl(angle: float, half_width: float) -> None:
+    length = 40.0
+    dx, dy = 0.5 * length * math.cos(angle), 0.5 * length * math.sin(angle)
+    segment = line_segment(32.3 - dx, 31.7 - dy, 32.3 + dx, 31.7 + dy)[None]
+    flat = rasterize(segment, half_width, 64, 64, flat_start=True, flat_end=True).sum().item()
+    assert flat == pytest.approx(2 * half_width * length, rel=0.02)
+    one_flat = rasterize(segment, half_width, 64, 64, flat_end=True).sum().item()  # a round start, a flat end
+    assert one_flat == pytest.approx(2 * half_width * length + 0.5 * math.pi * half_width**2, rel=0.02)
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.5, 1.2])
+def test_tapering_straight_stroke_covers_its_analytic_area(angle: float) -> None:
+    length, first, last = 44.0, 1.0, 4.0
+    dx, dy = 0.5 * length * math.cos(angle), 0.5 * length * math.sin(angle)
+    segment = line_segment(40.2 - dx, 40.6 - dy, 40.2 + dx, 40.6 + dy)[None]
+    widths = tapered_widths(first, last)
+    flat = rasterize(segment, widths, 80, 80, flat_start=True, flat_end=True).sum().item()
+    assert flat == pytest.approx(length * (first + last), rel=0.02)  # a trapezoid
+    rounded = rasterize(segment, widths, 80, 80).sum().item()
+    assert rounded == pytest.approx(disc_hull_area(first, last, length), rel=0.02)
+    uniform = rasterize(segment, tapered_widths(2.0, 2.0), 80, 80)
+    np.testing.assert_allclose(uniform.numpy(), rasterize(segment, 2.0, 80, 80).numpy(), atol=1e-9)  # same as one width per segment
+
+
+@pytest.mark.parametrize(
+    "segments, flat",
+    [
+        (ARCH[None], (True, True)),
+        (torch.stack([line_segment(10.3, 40.2, 30.6, 10.1), line_segment(30.6, 10.1, 54.2, 38.7)]), ((True, False), (False, True))),
+    ],
+    ids=["arch", "two-segment stroke"],
+)
+def test_flat_caps_and_per_point_width_gradients_match_finite_differences(segments: torch.Tensor, flat) -> None:
+    weights = smooth_weights(48, 64)
+    count = len(segments)
+    widths0 = torch.tensor([[1.2, 2.0, 2.6, 1.6]] * count, dtype=torch.float64)
+    flat_start, flat_end = (torch.tensor(f) for f in flat) if count > 1 else (torch.tensor([flat[0]]), torch.tensor([flat[1]]))
+
+    def loss(points: torch.Tensor, widths: torch.Tensor = widths0) -> torch.Tensor:
+        return (rasterize(points, widths, 48, 64, flat_start=flat_start, flat_end=flat_end) * weights).sum()
+
+    points = segments.clone().requires_grad_(True)
+    widths = widths0.clone().requires_grad_(True)
+    loss(points, widths).backward()
+    numeric_points = finite_difference(lambda p: loss(p).item(), segments, 1e-4)
+    numeric_widths = finite_difference(lambda w: loss(segments, w).item(), widths0, 1e-4)
+    assert torch.linalg.norm(points.grad - numeric_points) / torch.linalg.norm(numeric_points) < 0.05
+    assert torch.linalg.norm(widths.grad - numeric_widths) / torch.linalg.norm(numeric_widths) < 0.05
+    assert (widths.grad.abs() > 0).all()  # every control point's width reaches the image
+
+
+def test_flat_end_gradient_is_the_end_line_moving() -> None:
+    """Lengthening a flat-ended straight stroke adds a strip 2w wide: d(area)/dL = 2w (round ends: the same)."""
+    for flat in (True, False):
+        length = torch.tensor(37.3, dtype=torch.float64, requires_grad=True)
+        start = torch.tensor([10.2, 20.3], dtype=torch.float64)
+        direction = torch.tensor([math.cos(0.4), math.sin(0.4)], dtype=torch.float64)
+        segment = torch.stack([start + direction * length * k / 3 for k in range(4)])[None]
+        rasterize(segment, 2.5, 64, 64, flat_start=flat, flat_end=flat).sum().backward()
+        assert length.grad.item() == pytest.approx(5.0, rel=0.03), flat
+
+
+def test_zero_width_and_zero_length_flat_strokes_draw_nothing() -> None:
+    assert rasterize(line_segment(10, 10, 30, 10)[None], 0.0, 32, 40).sum().item() == 0.0
+    dot = torch.tensor([[[15.0, 15.0]] * 4], dtype=torch.float64)
+    assert rasterize(dot, 2.0, 32, 32).sum().item() == pytest.approx(math.pi * 4, rel=0.02)  # round: a dot
+    assert rasterize(dot, 2.0, 32, 32, flat_start=True, flat_end=True).sum().item() == 0.0  # butt: nothing (as SVG)
+
+
+def test_per_point_widths_broadcast_over_frames_like_each_frame_alone() -> None:
+    # a (M, 4) width array with (F, M, 4, 2) frames: the shape the renderer passes; M = 2 and F = 4
+    # would be misread as one width per (frame, segment) if the trailing (M, 4) were not per point
+    first = torch.stack([line_segment(10.3, 40.2, 30.6, 10.1), line_segment(30.6, 10.1, 54.2, 38.7)])
+    frames = torch.stack([first + torch.tensor([1.7 * k, -0.9 * k], dtype=torch.float64) for k in range(4)])
+    widths = torch.stack([tapered_widths(0.5, 3.0, count=1)[0], tapered_widths(3.0, 1.0, count=1)[0]])  # (2, 4)
+    together = rasterize(frames, widths, 64, 64, flat_end=torch.tensor([False, True]))
+    for k in range(4):
+        alone = rasterize(frames[k], widths, 64, 64, flat_end=torch.tensor([False, True]))
+        np.testing.assert_allclose(together[k].numpy(), alone.numpy(), atol=1e-12)
+    assert together[0].sum().item() > together[0].numel() * 0.02  # something was drawn

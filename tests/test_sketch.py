@@ -121,3 +121,28 @@ def test_render_is_differentiable_and_scales() -> None:
     small = (255 - render_sketch_frames(sketch)[0].astype(float)).sum()
     big = (255 - frames[0].astype(float)).sum()
     assert big / small == pytest.approx(4.0, rel=0.03)
+
+
+def test_format_1_sketch_loads_with_uniform_widths_round_caps_and_no_pins() -> None:
+    version_1 = {
+        "schema": "sketch-animator/sketch", "version": 1, "width": 64, "height": 48,
+        "paths": [{"points": [[1, 2], [3, 4], [5, 6], [7, 8]], "closed": False, "half_width": 2.0, "color": [0, 0, 0], "opacity": 1.0}],
+        "frames": None, "metadata": {},
+    }  # fmt: skip
+    path = Sketch.from_dict(version_1).paths[0]
+    assert (path.half_widths, path.start_cap, path.end_cap, path.pinned) == (None, "round", "round", False)
+    np.testing.assert_array_equal(Sketch.from_dict(version_1).segment_control_widths(), [[2.0] * 4])
+    assert Sketch.from_dict(version_1).to_dict()["version"] == 2
+
+
+def test_per_point_widths_caps_and_pins_round_trip_and_are_checked() -> None:
+    path = Path(points=[[1, 2], [3, 4], [5, 6], [7, 8]], half_widths=[0.5, 1.0, 2.0, 0.0], start_cap="flat", pinned=True)
+    sketch = Sketch(paths=[path, Path(points=[[9, 9]] * 4)], width=32, height=32)
+    back = Sketch.from_dict(json.loads(json.dumps(sketch.to_dict())))
+    np.testing.assert_array_equal(back.paths[0].half_widths, [0.5, 1.0, 2.0, 0.0])
+    assert (back.paths[0].start_cap, back.paths[0].end_cap, back.paths[0].pinned) == ("flat", "round", True)
+    assert back.segment_caps()[0].tolist() == [True, False] and back.still_points().tolist() == [True] * 4 + [False] * 4
+    with pytest.raises(SketchError, match="3 half-widths for 4 control points"):
+        Sketch(paths=[Path(points=[[1, 2]] * 4, half_widths=[1, 1, 1])]).validate()
+    with pytest.raises(SketchError, match="start_cap 'square'"):
+        Sketch(paths=[Path(points=[[1, 2]] * 4, start_cap="square")]).validate()

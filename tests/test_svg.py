@@ -966,3 +966,36 @@ def test_example_sketch_imports_cleanly():
     assert_points(head.points[0], (178, 90))  # (cx + r, cy) moved up by the layer's translate(0,-10)
     assert_points(left_eye.points, [(110, 85)] * 4)
     assert left_eye.half_width == 4.0 and head.half_width == 1.5
+
+
+# ===================================================================== caps against an independent renderer
+@pytest.mark.parametrize("linecap", ["butt", "square", "round"])
+def test_linecaps_render_like_resvg(linecap):
+    """SVG stroke-linecap: butt and square become flat ends (square half a width further out), round
+    stays round; the coverage matches resvg, a renderer written independently of ours."""
+    resvg = pytest.importorskip("resvg_py")
+    import io
+
+    from PIL import Image
+
+    from engine.vector.render import render_sketch_frames
+
+    size = 96
+    strokes = (
+        f'<path d="M 12 20 L 84 28" stroke="black" stroke-width="9" stroke-linecap="{linecap}" fill="none"/>'
+        f'<path d="M 14 70 C 30 40, 60 95, 80 60" stroke="black" stroke-width="7" stroke-linecap="{linecap}" fill="none"/>'
+        f'<path d="M 48 48 L 48 48" stroke="black" stroke-width="8" stroke-linecap="{linecap}" fill="none"/>'
+    )
+    document = f'<svg xmlns="{NS}" width="{size}" height="{size}" viewBox="0 0 {size} {size}">{strokes}</svg>'
+    theirs = np.asarray(Image.open(io.BytesIO(bytes(resvg.svg_to_bytes(svg_string=document)))).convert("RGBA"))[..., 3] / 255.0
+    sketch = import_svg(document, canvas_size=size)
+    ours = 1.0 - render_sketch_frames(sketch)[0, ..., 0] / 255.0
+    assert {(p.start_cap, p.end_cap) for p in sketch.paths} == {("round", "round") if linecap == "round" else ("flat", "flat")}
+    difference = np.abs(ours - theirs)
+    inked = (ours > 0.5) | (theirs > 0.5)
+    iou = ((ours > 0.5) & (theirs > 0.5)).sum() / inked.sum()
+    assert difference.mean() < 0.01 and iou > 0.97, (difference.mean(), iou)
+    assert abs(ours.sum() - theirs.sum()) < 0.02 * theirs.sum()
+    if linecap != "round":  # the same drawing with round ends would not match
+        rounded = import_svg(document.replace(f'stroke-linecap="{linecap}"', 'stroke-linecap="round"'), canvas_size=size)
+        assert np.abs(1.0 - render_sketch_frames(rounded)[0, ..., 0] / 255.0 - theirs).mean() > 2 * difference.mean()

@@ -41,7 +41,8 @@ class ExtentMapping:
 
     @classmethod
     def between(cls, box: Sequence[float], sketch: Sketch) -> "ExtentMapping":
-        points = sketch.flat_points()
+        points, still = sketch.flat_points(), sketch.still_points()
+        points = points[~still] if (~still).any() else points  # what moves: a pinned ground line does not widen the extent
         low, high = points.min(axis=0), points.max(axis=0)
         floor = MIN_SKETCH_SIDE * max(sketch.width, sketch.height)
         sketch_sides = np.maximum(high - low, floor)
@@ -79,6 +80,8 @@ def transfer_motion(sketch: Sketch, tracks: SubjectTracks, settings: PreviewSett
             frames[t] = move(source[0][visible], source[t][visible], visible)
     frames = smooth_over_time(frames, settings.temporal_smoothing)
     frames[0] = points
+    still = sketch.still_points()  # pinned (and invisible) paths stay where they are drawn
+    frames[:, still] = points[still]
     return frames
 
 

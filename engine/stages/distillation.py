@@ -89,7 +89,8 @@ def distill(
 
     Frames are rendered onto `frame_size` (height, width; default a square of
     `settings.resolution` or the default canvas size). The first `held` frames keep their
-    `init` points (a window's poses shared with the previous window). With
+    `init` points (a window's poses shared with the previous window), and pinned or invisible
+    paths keep theirs in every frame (bit for bit). With
     `settings.periodic` the prior sees one frame more, the frame after the last: `next_frame`
     (fixed points, e.g. the clip's first pose for the last window of a cycle) or, without it,
     this run's own first frame. A step whose loss or gradient is not finite is skipped
@@ -104,9 +105,15 @@ def distill(
         raise SketchAnimatorError(f"{held} held frames leave nothing to optimise among {num_frames}")
     renderer = model_view_renderer(sketch, frame_size)
     canvas = float(max(sketch.width, sketch.height))
-    points = torch.nn.Parameter(torch.as_tensor(initial_frames(sketch, num_frames, init) / canvas, dtype=torch.float32))
-    if held:  # a zero gradient keeps Adam from moving a frame at all (its moments stay zero)
-        free = (torch.arange(num_frames) >= held).to(points.dtype).view(-1, 1, 1)
+    start = initial_frames(sketch, num_frames, init)
+    still = sketch.still_points()  # pinned and invisible paths
+    if still.all():
+        raise SketchAnimatorError("every stroke is pinned (or invisible): nothing is left to animate; unpin some strokes")
+    points = torch.nn.Parameter(torch.as_tensor(start / canvas, dtype=torch.float32))
+    if held or still.any():  # a zero gradient keeps Adam from moving those points at all (their moments stay zero)
+        free = torch.ones(num_frames, len(still), 1)
+        free[:held] = 0.0
+        free[:, torch.as_tensor(still)] = 0.0
         points.register_hook(lambda grad: grad * free)
     after_last = None if next_frame is None else torch.as_tensor(np.asarray(next_frame, dtype=np.float64)[None] / canvas, dtype=torch.float32)
     optimizer = torch.optim.Adam([points], lr=settings.lr)
@@ -144,9 +151,11 @@ def distill(
             extra_state={"history": _History(history, skipped)}, every=settings.checkpoint_every, stop=stop,
             stage="distillation", events=events, show_bar=show_bar, progress_fields=progress_fields,
         )  # fmt: skip
+    frames = points.detach().double().numpy() * canvas
+    frames[:held] = start[:held]  # what was held comes back bit for bit, not through float32
+    frames[:, still] = start[:, still]
     return DistillationResult(
-        frames=points.detach().double().numpy() * canvas, losses=[float(v) for v in history["loss"]], skipped_steps=skipped[0],
-        history={name: list(values) for name, values in history.items()},
+        frames=frames, losses=[float(v) for v in history["loss"]], skipped_steps=skipped[0], history={name: list(values) for name, values in history.items()},
     )  # fmt: skip
 
 

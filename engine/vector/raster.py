@@ -1,7 +1,9 @@
 """A differentiable stroke rasterizer in pure PyTorch (CPU and CUDA), with diffvg's stroke semantics.
 
 `rasterize(segments, half_widths, height, width)` returns, for each pixel, the fraction of its
-area covered by the union of round-capped strokes along cubic Bézier segments.
+area covered by the union of strokes along cubic Bézier segments: round-capped, or with flat
+(butt) ends where `flat_start` / `flat_end` say, and of one width per segment or one per
+control point (a pressure stroke), interpolated along each segment by its Bernstein weights.
 
 How it works, and why it is fast and right:
 
@@ -22,6 +24,11 @@ How it works, and why it is fast and right:
    quadratic, closed form). This is the *exact* area for a straight stroke at any angle and
    any width, sub-pixel ones included; round caps and joins use the same formula with n
    pointing radially from the end point, a close approximation (documented error below).
+   A piece whose width changes along it (per-point widths) is a tapered capsule: the width is
+   interpolated at the nearest point of the piece, which is exact for a straight trapezoid
+   and the convex hull of the end discs up to the (second-order) slope of the taper. A flat
+   end multiplies the coverage by the pixel's area on the inner side of the end line (the
+   same trapezoid CDF along the stroke's direction); it applies to the pieces near that end.
 4. **Union.** A pixel's coverage is the maximum over the pieces that reach it. Autograd
    gives gradients to the control points and half-widths through the winning piece, so
    joins and caps receive gradients (diffvg gives none to joins), and the gradients are
@@ -59,16 +66,23 @@ def rasterize(
     height: int,
     width: int,
     *,
+    flat_start: torch.Tensor | None = None,
+    flat_end: torch.Tensor | None = None,
     flatten_tolerance: float = 0.02,
     max_piece_length: float = 4.0,
 ) -> torch.Tensor:
-    """Coverage of the union of round-capped strokes along cubic Bézier segments.
+    """Coverage of the union of strokes along cubic Bézier segments (round caps unless flat).
 
     Args:
         segments: `(..., M, 4, 2)` cubic control points in pixel coordinates (x right, y down,
             pixel (i, j) covers [j, j+1) × [i, i+1)).
-        half_widths: broadcastable to `(..., M)`; diffvg's `stroke_width` (1.5 draws 3 px).
+        half_widths: broadcastable to `(..., M)`, one per segment; or with trailing dimensions
+            `(M, 4)`, one per control point (always read so, leading dimensions broadcast),
+            interpolated along the segment as w(t) = Σ Bᵢ(t)·wᵢ. diffvg's
+            `stroke_width` (1.5 draws 3 px); 0 draws nothing.
         height, width: canvas size in pixels.
+        flat_start, flat_end: booleans broadcastable to `(..., M)`: segment m begins (ends) a
+            stroke with a flat end across its tangent, instead of a round cap.
         flatten_tolerance: largest distance, in px, between a curve and its flattened chords.
         max_piece_length: longest flattened piece, in px; smaller pieces prune better.
 
@@ -83,16 +97,24 @@ def rasterize(
         return (out + 0.0 * (segments.sum() + half_widths.sum())).reshape(*batch_shape, height, width)
 
     flat_segments = segments.reshape(batch * num_segments, 4, 2)
-    flat_widths = half_widths.reshape(batch * num_segments)
+    per_point = half_widths.dim() == 3
+    flat_widths = half_widths.reshape(batch * num_segments, 4) if per_point else half_widths.reshape(batch * num_segments)
     with torch.no_grad():
         piece_segment, t0, t1 = _plan_pieces(flat_segments.detach(), flatten_tolerance, max_piece_length)
     start, end = _piece_endpoints(flat_segments, piece_segment, t0, t1)
-    piece_width = flat_widths[piece_segment]
+    if per_point:
+        control_widths = flat_widths[piece_segment]
+        piece_width, piece_end_width = bezier_value(control_widths, t0), bezier_value(control_widths, t1)
+        reach_width = torch.maximum(piece_width, piece_end_width)
+    else:
+        piece_width, piece_end_width = flat_widths[piece_segment], None
+        reach_width = piece_width
     piece_batch = piece_segment // num_segments
+    cuts = _flat_end_cuts(flat_start, flat_end, batch_shape, batch, num_segments, piece_segment, t0, t1, start, end, reach_width, segments.device)
 
     with torch.no_grad():
-        pair_piece, pair_x, pair_y = _near_pixel_pairs(start.detach(), end.detach(), piece_width.detach(), height, width)
-    coverage = _pair_coverage(start, end, piece_width, pair_piece, pair_x, pair_y)
+        pair_piece, pair_x, pair_y = _near_pixel_pairs(start.detach(), end.detach(), reach_width.detach(), height, width)
+    coverage = _pair_coverage(start, end, piece_width, piece_end_width, cuts, pair_piece, pair_x, pair_y)
     pixel_index = (piece_batch[pair_piece] * height + pair_y) * width + pair_x
     out = out.scatter_reduce(0, pixel_index, coverage, reduce="amax", include_self=True)
     if torch.is_grad_enabled() and not out.requires_grad and (segments.requires_grad or half_widths.requires_grad):
@@ -100,54 +122,153 @@ def rasterize(
     return out.reshape(*batch_shape, height, width)
 
 
-def _pair_coverage(start, end, piece_width, pair_piece, pair_x, pair_y) -> torch.Tensor:
+def bezier_value(control: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A cubic's scalar value (a width) from its 4 control values `(..., 4)` at `t` `(...)`."""
+    s = 1.0 - t
+    return s * s * s * control[..., 0] + 3 * s * s * t * control[..., 1] + 3 * s * t * t * control[..., 2] + t * t * t * control[..., 3]
+
+
+FLAT_CUT_REACH = 1.5  # × the half-width: pieces whose start lies this near a flat end are cut by its end line
+
+
+def _flat_end_cuts(flat_start, flat_end, batch_shape, batch, num_segments, piece_segment, t0, t1, start, end, reach_width, device):
+    """For pieces near a flat end: (piece index, end point, unit direction into the stroke), as tensors, or None.
+
+    The end line is the stroke's own: through the segment's first (last) point, across the
+    direction of its first (last) piece, so a join further along is never cut.
+    """
+    if flat_start is None and flat_end is None:
+        return None
+    pieces, origins, directions = [], [], []
+    for flags, at_start in ((flat_start, True), (flat_end, False)):
+        if flags is None:
+            continue
+        flags = torch.broadcast_to(torch.as_tensor(flags, dtype=torch.bool, device=device), (*batch_shape, num_segments)).reshape(batch * num_segments)
+        if not flags.any():
+            continue
+        with torch.no_grad():
+            boundary = (t0 == 0) if at_start else (t1 == 1)  # the piece that touches the segment's end point
+            first = torch.full((batch * num_segments,), -1, dtype=torch.long, device=device)
+            ids = torch.nonzero(boundary, as_tuple=True)[0]
+            first[piece_segment[ids]] = ids
+            owner = first[piece_segment]
+            point = start.detach()[owner] if at_start else end.detach()[owner]
+            near = flags[piece_segment] & ((start.detach() if at_start else end.detach()) - point).norm(dim=-1).le(FLAT_CUT_REACH * reach_width.detach() + 1.0)
+            chosen = torch.nonzero(near, as_tuple=True)[0]
+        owner = owner[chosen]
+        if at_start:
+            origin, inward = start[owner], end[owner] - start[owner]
+        else:
+            origin, inward = end[owner], start[owner] - end[owner]
+        pieces.append(chosen)
+        origins.append(origin)
+        directions.append(inward)
+    if not pieces:
+        return None
+    return torch.cat(pieces), torch.cat(origins), torch.cat(directions)
+
+
+def _pair_coverage(start, end, piece_width, piece_end_width, cuts, pair_piece, pair_x, pair_y) -> torch.Tensor:
     """Coverage of each (piece, pixel) pair, computed in chunks.
 
     Plain autograd would keep about thirty intermediate values per pair (close to 1 GB
     for 16 frames × 64 strokes); `_RecomputedCoverage` keeps only the pair indices and
-    recomputes a chunk at a time during backward.
+    recomputes a chunk at a time during backward. Per-point widths and flat ends ride along
+    as optional per-piece tensors; the uniform, round-capped case pays nothing for them.
     """
-    chunks = [
-        _RecomputedCoverage.apply(start, end, piece_width, pair_piece[i : i + PAIR_CHUNK], pair_x[i : i + PAIR_CHUNK], pair_y[i : i + PAIR_CHUNK])
-        for i in range(0, len(pair_piece), PAIR_CHUNK)
-    ]
+    end_width = piece_end_width if piece_end_width is not None else piece_width
+    tapered = piece_end_width is not None
+    cut_piece = cut_origin = cut_direction = None
+    if cuts is not None:  # per piece: which cut (−1: none); several cuts of one piece are its start and its end
+        cut_pieces, cut_origin, cut_direction = cuts
+        cut_piece = cut_pieces
+    chunks = []
+    for i in range(0, len(pair_piece), PAIR_CHUNK):
+        piece, x, y = pair_piece[i : i + PAIR_CHUNK], pair_x[i : i + PAIR_CHUNK], pair_y[i : i + PAIR_CHUNK]
+        coverage = _RecomputedCoverage.apply(start, end, piece_width, end_width, tapered, piece, x, y)
+        if cut_piece is not None:
+            coverage = coverage * _flat_cut_factor(cut_piece, cut_origin, cut_direction, piece, x, y)
+        chunks.append(coverage)
     return torch.cat(chunks) if chunks else start.new_zeros(0)
+
+
+def _flat_cut_factor(cut_piece, cut_origin, cut_direction, piece, x, y) -> torch.Tensor:
+    """Per pair: the fraction of the pixel on the inner side of its piece's flat end lines (1 for other pairs)."""
+    factor = torch.ones(len(piece), dtype=cut_origin.dtype, device=cut_origin.device)
+    order = torch.argsort(cut_piece)
+    sorted_pieces = cut_piece[order]
+    for _ in range(2):  # a piece can be cut by the start and by the end of its stroke
+        position = torch.searchsorted(sorted_pieces, piece).clamp(max=len(sorted_pieces) - 1)
+        hit = sorted_pieces[position] == piece
+        if not hit.any():
+            break
+        pairs = torch.nonzero(hit, as_tuple=True)[0]
+        cut = order[position[pairs]]
+        centre = torch.stack([x[pairs], y[pairs]], dim=-1).to(cut_origin.dtype) + 0.5
+        factor = factor.index_put((pairs,), factor[pairs] * half_plane_coverage(cut_origin[cut], cut_direction[cut], centre))
+        keep = torch.ones(len(sorted_pieces), dtype=torch.bool, device=sorted_pieces.device)
+        keep[position[pairs]] = False  # the second pass finds a piece's other cut, if it has one
+        order, sorted_pieces = order[keep], sorted_pieces[keep]
+        if not len(sorted_pieces):
+            break
+    return factor
+
+
+def half_plane_coverage(origin: torch.Tensor, inward: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+    """Area of the unit pixel at `centre` on the side of the line through `origin`, across `inward`,
+    that `inward` points to: the trapezoid CDF of the pixel projected on the direction."""
+    length = torch.sqrt((inward * inward).sum(-1) + _EPS)
+    direction = inward / length.unsqueeze(-1)
+    signed = ((centre - origin) * direction).sum(-1)
+    a, b = direction[..., 0].abs(), direction[..., 1].abs()
+    hi, lo = torch.maximum(a, b), torch.minimum(a, b).clamp_min(1e-4)
+    inside = _trapezoid_cdf(signed, hi, lo)
+    return torch.where(length > 1e-5, inside, torch.zeros_like(inside))  # a flat end of a zero-length stroke draws nothing
 
 
 class _RecomputedCoverage(torch.autograd.Function):
     """`_gathered_coverage` whose backward recomputes the forward instead of storing it."""
 
     @staticmethod
-    def forward(ctx, start, end, piece_width, piece, x, y):  # type: ignore[override]
-        ctx.save_for_backward(start, end, piece_width, piece, x, y)
-        return _gathered_coverage(start, end, piece_width, piece, x, y)
+    def forward(ctx, start, end, piece_width, end_width, tapered, piece, x, y):  # type: ignore[override]
+        ctx.save_for_backward(start, end, piece_width, end_width, piece, x, y)
+        ctx.tapered = tapered
+        return _gathered_coverage(start, end, piece_width, end_width if tapered else None, piece, x, y)
 
     @staticmethod
     def backward(ctx, grad_coverage):  # type: ignore[override]
-        start, end, piece_width, piece, x, y = ctx.saved_tensors
-        inputs = [t.detach().requires_grad_(True) for t in (start, end, piece_width)]
+        start, end, piece_width, end_width, piece, x, y = ctx.saved_tensors
+        inputs = [t.detach().requires_grad_(True) for t in (start, end, piece_width, end_width)]
         with torch.enable_grad():
-            coverage = _gathered_coverage(*inputs, piece, x, y)
-            grads = torch.autograd.grad(coverage, inputs, grad_coverage)
-        return (*grads, None, None, None)
+            coverage = _gathered_coverage(inputs[0], inputs[1], inputs[2], inputs[3] if ctx.tapered else None, piece, x, y)
+            grads = torch.autograd.grad(coverage, inputs, grad_coverage, allow_unused=True)
+        grads = [g if g is not None else torch.zeros_like(t) for g, t in zip(grads, inputs)]
+        if not ctx.tapered:  # the same tensor was passed twice: its gradient arrives once
+            grads[3] = None
+        return (*grads, None, None, None, None)
 
 
-def _gathered_coverage(start, end, piece_width, piece, x, y) -> torch.Tensor:
+def _gathered_coverage(start, end, piece_width, end_width, piece, x, y) -> torch.Tensor:
     centre = torch.stack([x, y], dim=-1).to(start.dtype) + 0.5
-    return capsule_coverage(start[piece], end[piece], piece_width[piece], centre)
+    return capsule_coverage(start[piece], end[piece], piece_width[piece], centre, None if end_width is None else end_width[piece])
 
 
-def capsule_coverage(start: torch.Tensor, end: torch.Tensor, half_width: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+def capsule_coverage(
+    start: torch.Tensor, end: torch.Tensor, half_width: torch.Tensor, centre: torch.Tensor, end_width: torch.Tensor | None = None
+) -> torch.Tensor:
     """Area of the unit pixel at `centre` covered by the capsule around segment start→end.
 
     All arguments are batched over a leading dimension (points are `(K, 2)`, widths `(K,)`).
-    Exact for the straight part of the capsule; the round ends use the radial band (see the
-    module docstring).
+    With `end_width` the capsule tapers from `half_width` at the start to `end_width` at the end
+    (the width at the pixel's nearest point is used). Exact for the straight part of the
+    capsule; the round ends use the radial band (see the module docstring).
     """
     axis = end - start
     length_sq = (axis * axis).sum(-1)
     along = ((centre - start) * axis).sum(-1) / length_sq.clamp_min(_EPS)
     t = along.clamp(0.0, 1.0)
+    if end_width is not None:
+        half_width = half_width + (end_width - half_width) * t
     offset = centre - (start + t.unsqueeze(-1) * axis)
     distance = torch.sqrt((offset * offset).sum(-1) + _EPS)
 
@@ -216,7 +337,7 @@ def _trapezoid_cdf(z: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor) -> torch
 
 
 def _check_inputs(segments: torch.Tensor, half_widths: torch.Tensor | float, height: int, width: int):
-    """Validate and flatten the batch dimensions: returns (B, M, 4, 2), (B, M), batch shape."""
+    """Validate and flatten the batch dimensions: returns (B, M, 4, 2), (B, M) or (B, M, 4), batch shape."""
     if not isinstance(segments, torch.Tensor):
         raise RasterError("segments must be a torch tensor of shape (..., M, 4, 2)")
     if segments.dim() < 3 or segments.shape[-2:] != (4, 2):
@@ -229,12 +350,13 @@ def _check_inputs(segments: torch.Tensor, half_widths: torch.Tensor | float, hei
     batch_shape = segments.shape[:-3]
     num_segments = segments.shape[-3]
     half_widths = torch.as_tensor(half_widths, dtype=segments.dtype, device=segments.device)
+    # trailing (M, 4) is always one width per control point (leading batch dimensions broadcast)
+    per_point = half_widths.dim() >= 2 and half_widths.shape[-2:] == (num_segments, 4)
+    target = (*batch_shape, num_segments, 4) if per_point else (*batch_shape, num_segments)
     try:
-        half_widths = torch.broadcast_to(half_widths, (*batch_shape, num_segments))
+        half_widths = torch.broadcast_to(half_widths, target)
     except RuntimeError:
-        raise RasterError(
-            f"half_widths of shape {tuple(half_widths.shape)} do not broadcast to {(*batch_shape, num_segments)}"
-        ) from None
+        raise RasterError(f"half_widths of shape {tuple(half_widths.shape)} do not broadcast to {target}") from None
     batch = math.prod(batch_shape)
     if batch * num_segments > MAX_SEGMENTS:
         raise RasterError(f"{batch * num_segments} segments in one call; the limit is {MAX_SEGMENTS}: render fewer frames at once")
@@ -242,7 +364,7 @@ def _check_inputs(segments: torch.Tensor, half_widths: torch.Tensor | float, hei
         raise RasterError("segments contain NaN or infinite coordinates")
     if not torch.isfinite(half_widths).all() or (half_widths < 0).any():
         raise RasterError("half_widths must be finite and non-negative")
-    return segments.reshape(batch, num_segments, 4, 2), half_widths.reshape(batch, num_segments), batch_shape
+    return segments.reshape(batch, num_segments, 4, 2), half_widths.reshape(batch, num_segments, *target[len(batch_shape) + 1 :]), batch_shape
 
 
 def _plan_pieces(segments: torch.Tensor, tolerance: float, max_length: float):

@@ -54,7 +54,11 @@ class SketchRenderer:
         self.device = torch.device(device)
         self.dtype = dtype
         self.segment_index = torch.as_tensor(sketch.segment_index(), device=self.device)
-        self.half_widths = torch.as_tensor(sketch.segment_half_widths() * self.scale, dtype=dtype, device=self.device)
+        widths = sketch.segment_control_widths() if sketch.has_point_widths else sketch.segment_half_widths()  # (M, 4) or (M,)
+        self.half_widths = torch.as_tensor(widths * self.scale, dtype=dtype, device=self.device)
+        flat_start, flat_end = sketch.segment_caps()
+        self.flat_start = torch.as_tensor(flat_start, device=self.device) if flat_start.any() else None
+        self.flat_end = torch.as_tensor(flat_end, device=self.device) if flat_end.any() else None
         self.layers = _stroke_layers(sketch, self.device, dtype)
 
     @classmethod
@@ -84,7 +88,11 @@ class SketchRenderer:
         segments = points[..., self.segment_index, :]  # (..., M, 4, 2)
         return torch.stack(
             [
-                rasterize(segments[..., layer.segments, :, :], self.half_widths[layer.segments], self.height, self.width)
+                rasterize(
+                    segments[..., layer.segments, :, :], self.half_widths[layer.segments], self.height, self.width,
+                    flat_start=None if self.flat_start is None else self.flat_start[layer.segments],
+                    flat_end=None if self.flat_end is None else self.flat_end[layer.segments],
+                )  # fmt: skip
                 for layer in self.layers
             ],
             dim=-3,

@@ -3,7 +3,10 @@
 Conventions (design.md §3): pixel coordinates, origin top-left, x right, y down; pixel (i, j)
 covers [j, j+1) × [i, i+1). A path is a chain of k cubic segments stored as 3k+1 control
 points; consecutive segments share an end point. `half_width` has diffvg's `stroke_width`
-meaning (1.5 draws a 3 px line). A closed path's last point equals its first.
+meaning (1.5 draws a 3 px line); `half_widths`, when set, gives one half-width per control
+point instead (a pressure stroke), interpolated along each segment by its Bernstein weights.
+Each end is round or flat (`start_cap`, `end_cap`). A closed path's last point equals its
+first. A `pinned` path keeps its points in every frame (a ground line, a signature).
 
 An animation is the same sketch plus `frames`: per-frame control points, shape
 (F, total_points, 2), in the order of `Sketch.flat_points()`; topology never changes.
@@ -24,7 +27,9 @@ from ..errors import SketchError
 from ..files import atomic_write_text
 
 SCHEMA = "sketch-animator/sketch"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-point half_widths, start_cap / end_cap, pinned; version 1 (uniform widths, round caps) is still read
+READABLE_VERSIONS = (1, 2)
+CAPS = ("round", "flat")
 DEFAULT_CANVAS = 256  # pixels per side of a sketch canvas unless given
 MAX_CANVAS = 4096  # pixels per side; a 4096² float coverage image is already 64 MB per frame
 MAX_PATHS = 20_000
@@ -35,13 +40,17 @@ MAX_JSON_BYTES = 256 * 1024 * 1024
 
 @dataclass
 class Path:
-    """One stroke: a chain of cubic Béziers with a round-capped outline."""
+    """One stroke: a chain of cubic Béziers, round- or flat-ended, of one width or one per control point."""
 
     points: np.ndarray  # (3k+1, 2) float64, pixel coordinates
     closed: bool = False
     half_width: float = 1.5
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)  # sRGB in [0, 1]
     opacity: float = 1.0
+    half_widths: np.ndarray | None = None  # (3k+1,) one per control point; None: `half_width` everywhere
+    start_cap: str = "round"  # round | flat
+    end_cap: str = "round"
+    pinned: bool = False  # kept still in every frame: the optimiser and the preview never move it
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
@@ -49,6 +58,9 @@ class Path:
         self.half_width = float(self.half_width)
         self.opacity = float(self.opacity)
         self.closed = bool(self.closed)
+        self.pinned = bool(self.pinned)
+        if self.half_widths is not None:
+            self.half_widths = np.asarray(self.half_widths, dtype=np.float64).reshape(-1)
 
     @property
     def num_segments(self) -> int:
@@ -56,8 +68,19 @@ class Path:
 
     def segments(self) -> np.ndarray:
         """(k, 4, 2) control points of each cubic segment."""
-        idx = 3 * np.arange(self.num_segments)[:, None] + np.arange(4)[None, :]
-        return self.points[idx]
+        return self.points[self.segment_index()]
+
+    def segment_index(self) -> np.ndarray:
+        return 3 * np.arange(self.num_segments)[:, None] + np.arange(4)[None, :]
+
+    def control_widths(self) -> np.ndarray:
+        """(3k+1,) the half-width at every control point."""
+        return self.half_widths if self.half_widths is not None else np.full(len(self.points), self.half_width)
+
+    @property
+    def is_invisible(self) -> bool:
+        """Drawn with no ink (opacity 0 or width 0): kept, never optimised."""
+        return self.opacity <= 0 or float(self.control_widths().max(initial=0.0)) <= 0
 
 
 @dataclass
@@ -111,8 +134,32 @@ class Sketch:
         return self.flat_points()[self.segment_index()]
 
     def segment_half_widths(self) -> np.ndarray:
-        """(M,) half-width of each segment's path."""
+        """(M,) half-width of each segment's path (its uniform width)."""
         return np.array([p.half_width for p in self.paths])[self.segment_path()]
+
+    def segment_control_widths(self) -> np.ndarray:
+        """(M, 4) half-width at each segment's control points (per-point widths, or the path's own)."""
+        return np.concatenate([p.control_widths()[p.segment_index()] for p in self.paths], axis=0)
+
+    @property
+    def has_point_widths(self) -> bool:
+        return any(p.half_widths is not None for p in self.paths)
+
+    def segment_caps(self) -> tuple[np.ndarray, np.ndarray]:
+        """(M,) booleans: the segment starts / ends a flat-ended path (a closed path has no ends)."""
+        starts, ends = [], []
+        for p in self.paths:
+            k = p.num_segments
+            first, last = np.zeros(k, bool), np.zeros(k, bool)
+            if not p.closed:
+                first[0], last[-1] = p.start_cap == "flat", p.end_cap == "flat"
+            starts.append(first)
+            ends.append(last)
+        return np.concatenate(starts), np.concatenate(ends)
+
+    def still_points(self) -> np.ndarray:
+        """(total_points,) booleans: the points of pinned or invisible paths, which never move."""
+        return np.concatenate([np.full(len(p.points), p.pinned or p.is_invisible) for p in self.paths])
 
     def with_points(self, flat_points: np.ndarray) -> "Sketch":
         """A static copy of this sketch with its control points replaced (same topology)."""
@@ -173,16 +220,7 @@ class Sketch:
             "version": SCHEMA_VERSION,
             "width": self.width,
             "height": self.height,
-            "paths": [
-                {
-                    "points": p.points.tolist(),
-                    "closed": p.closed,
-                    "half_width": p.half_width,
-                    "color": list(p.color),
-                    "opacity": p.opacity,
-                }
-                for p in self.paths
-            ],
+            "paths": [path_to_dict(p) for p in self.paths],
             "frames": None if self.frames is None else self.frames.tolist(),
             "metadata": self.metadata,
         }
@@ -192,22 +230,13 @@ class Sketch:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise SketchError(f"{source} is not a Sketch Animator sketch (no \"schema\": \"{SCHEMA}\")")
         version = data.get("version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise SketchError(
-                f"{source} has sketch format version {version!r}; this engine reads version "
-                f"{SCHEMA_VERSION}: re-export it with a matching Sketch Animator"
+                f"{source} has sketch format version {version!r}; this engine reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}: re-export it with a matching Sketch Animator"
             )
         try:
-            paths = [
-                Path(
-                    points=np.asarray(p["points"], dtype=np.float64),
-                    closed=p.get("closed", False),
-                    half_width=p.get("half_width", 1.5),
-                    color=tuple(p.get("color", (0.0, 0.0, 0.0))),
-                    opacity=p.get("opacity", 1.0),
-                )
-                for p in data["paths"]
-            ]
+            paths = [path_from_dict(p) for p in data["paths"]]
             frames = data.get("frames")
             sketch = cls(
                 paths=paths,
@@ -250,14 +279,48 @@ def check_canvas(width: Any, height: Any) -> None:
             raise SketchError(f"canvas {name} {value} is out of range: use 1 to {MAX_CANVAS} pixels")
 
 
+def path_to_dict(p: Path) -> dict[str, Any]:
+    data: dict[str, Any] = {"points": p.points.tolist(), "closed": p.closed, "half_width": p.half_width, "color": list(p.color), "opacity": p.opacity}
+    if p.half_widths is not None:
+        data["half_widths"] = p.half_widths.tolist()
+    if p.start_cap != "round" or p.end_cap != "round":
+        data["start_cap"], data["end_cap"] = p.start_cap, p.end_cap
+    if p.pinned:
+        data["pinned"] = True
+    return data
+
+
+def path_from_dict(p: dict[str, Any]) -> Path:
+    """A path of sketch format 1 or 2 (format 1 has uniform widths and round caps, which are the defaults)."""
+    widths = p.get("half_widths")
+    return Path(
+        points=np.asarray(p["points"], dtype=np.float64),
+        closed=p.get("closed", False),
+        half_width=p.get("half_width", 1.5),
+        color=tuple(p.get("color", (0.0, 0.0, 0.0))),
+        opacity=p.get("opacity", 1.0),
+        half_widths=None if widths is None else np.asarray(widths, dtype=np.float64),
+        start_cap=p.get("start_cap", "round"),
+        end_cap=p.get("end_cap", "round"),
+        pinned=p.get("pinned", False),
+    )
+
+
 def _validate_path(i: int, path: Path, width: int, height: int) -> None:
     n = len(path.points)
     if n < 4 or (n - 1) % 3:
         raise SketchError(f"path {i} has {n} control points; a chain of cubic segments needs 3k+1 (k ≥ 1)")
     if not np.isfinite(path.points).all():
         raise SketchError(f"path {i} has NaN or infinite coordinates")
-    if not (math.isfinite(path.half_width) and 0 < path.half_width <= max(width, height)):
-        raise SketchError(f"path {i} has half-width {path.half_width}; use a positive width smaller than the canvas")
+    if not (math.isfinite(path.half_width) and 0 <= path.half_width <= max(width, height)):
+        raise SketchError(f"path {i} has half-width {path.half_width}; use a width from 0 (invisible) to the canvas size")
+    if path.half_widths is not None:
+        widths = path.half_widths
+        if widths.shape != (n,) or not np.isfinite(widths).all() or widths.min() < 0 or widths.max() > max(width, height):
+            raise SketchError(f"path {i} has {widths.size} half-widths for {n} control points, or one out of 0 … {max(width, height)}: give one per control point")
+    for name in ("start_cap", "end_cap"):
+        if getattr(path, name) not in CAPS:
+            raise SketchError(f"path {i} has {name} {getattr(path, name)!r}; use {' or '.join(CAPS)}")
     if not (math.isfinite(path.opacity) and 0 <= path.opacity <= 1):
         raise SketchError(f"path {i} has opacity {path.opacity}; use 0 to 1")
     if len(path.color) != 3 or not all(math.isfinite(c) and 0 <= c <= 1 for c in path.color):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import operator
 import os
+
+import numpy as np
 from pathlib import Path as FilePath
 
 from ...errors import SketchError
@@ -78,8 +80,12 @@ def _svg_color(rgb: RGB) -> str:
 
 
 def _path_element(path: Path) -> str:
+    """One <path>. SVG strokes have one width and one cap style: a per-point width is written as
+    its mean, and a path with one flat and one round end as round."""
+    width = path.half_width if path.half_widths is None else float(np.mean(path.half_widths))
+    cap = "butt" if path.start_cap == path.end_cap == "flat" else "round"
     return (
         f'  <path d="{_path_data(path)}" fill="none" stroke="{_svg_color(path.color)}" '
-        f'stroke-width="{_number(2 * path.half_width)}" stroke-opacity="{_number(path.opacity)}" '
-        'stroke-linecap="round" stroke-linejoin="round"/>'
+        f'stroke-width="{_number(2 * width)}" stroke-opacity="{_number(path.opacity)}" '
+        f'stroke-linecap="{cap}" stroke-linejoin="round"/>'
     )

@@ -478,12 +478,16 @@ class _Importer:
         if not subpaths:
             return
         half_width = self._half_width(element, ink, area_scale, declared)
+        linecap = context.style.linecap if ink.stroke_width is not None else "round"  # an outline drawn for a fill has no ends to shape
         for points, closed in subpaths:
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
                 canvas_points = points @ linear.T + offset
             if not np.isfinite(canvas_points).all():
                 raise SVGError(f"{self._describe(element)}: coordinates become infinite after its transforms")
-            self._add_path(Path(canvas_points, closed, half_width, ink.color, ink.opacity), element)
+            if linecap == "square" and not closed:
+                canvas_points = _with_square_ends(canvas_points, half_width)
+            cap = "round" if linecap == "round" else "flat"
+            self._add_path(Path(canvas_points, closed, half_width, ink.color, ink.opacity, start_cap=cap, end_cap=cap), element)
 
     def _ink(self, element: Element, tag: str, style: _Style) -> _Ink | None:
         """The stroke if it is painted, else the fill (drawn as an outline), else None."""
@@ -585,6 +589,25 @@ class _Importer:
             more = f" and {len(elements) - 1} more" if len(elements) > 1 else ""
             messages.append(f"{self.name}: {message}: {elements[0]}{more}")
         return messages
+
+
+def _with_square_ends(points: np.ndarray, half_width: float) -> np.ndarray:
+    """A square cap is a flat end half a width beyond the end point: straight cubics added at both ends,
+    along the end tangents (along x for a zero-length subpath, as SVG says)."""
+
+    def outward(end: np.ndarray, inner: np.ndarray, fallback: tuple[float, float]) -> np.ndarray:
+        for point in inner:
+            direction = end - point
+            length = float(np.hypot(*direction))
+            if length > 1e-12:
+                return direction / length
+        return np.array(fallback)
+
+    before = points[0] + half_width * outward(points[0], points[1:], (-1.0, 0.0))
+    after = points[-1] + half_width * outward(points[-1], points[-2::-1], (1.0, 0.0))
+    head = before + np.linspace(0.0, 1.0, 4)[:3, None] * (points[0] - before)
+    tail = points[-1] + np.linspace(0.0, 1.0, 4)[1:, None] * (after - points[-1])
+    return np.concatenate([head, points, tail])
 
 
 def _scale_factors(linear: np.ndarray) -> tuple[float, float]:

@@ -22,6 +22,7 @@ class _Style:
     color: tuple[RGB, float] = ((0.0, 0.0, 0.0), 1.0)
     visible: bool = True
     opacity: float = 1.0  # product of `opacity` over the element and its ancestors
+    linecap: str = "butt"  # SVG's default: the stroke ends flat at its end points
 
 
 def _parse_opacity(text: str) -> float:
@@ -45,8 +46,9 @@ def _parse_visibility(text: str) -> bool:
 # CSS property → the _Style field it sets
 _STYLE_FIELDS = {
     "stroke": "stroke", "fill": "fill", "stroke-width": "stroke_width", "stroke-opacity": "stroke_opacity",
-    "fill-opacity": "fill_opacity", "opacity": "opacity", "color": "color", "visibility": "visible",
+    "fill-opacity": "fill_opacity", "opacity": "opacity", "color": "color", "visibility": "visible", "stroke-linecap": "linecap",
 }  # fmt: skip
+LINECAPS = ("butt", "round", "square")
 _PRESENTATION_ATTRIBUTES = (*_STYLE_FIELDS, "display", "vector-effect")
 
 
@@ -60,6 +62,11 @@ def _parse_property(name: str, value: str, viewport: tuple[float, float]) -> obj
         return _parse_color(value)
     if name == "visibility":
         return _parse_visibility(value)
+    if name == "stroke-linecap":
+        keyword = value.strip().lower()
+        if keyword not in LINECAPS:
+            raise _BadValue(f"stroke-linecap must be butt, round or square, not {value!r}")
+        return keyword
     return _parse_opacity(value)
 _CSS_COMMENT_RE = re.compile(r"/\*.*?\*/", re.DOTALL)
 
