@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .settings import (
     DEFAULT_XCLIP,
     DISTILLATION_OPTIONS,
     FLOW_METHODS,
+    LEGACY_FLOW_METHODS,
     QUALITY_PRESETS,
     RIGIDITIES,
     STAGES,
@@ -273,7 +275,7 @@ def add_preview_command(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "preview",
         help="instant motion preview: move the sketch like the video's subject (no GPU, seconds)",
-        description="Track the subject of the reference video with optical flow (the camera's motion removed) and "
+        description="Track the subject of the reference video (sub-pixel point tracks, the camera's motion removed) and "
         "move the sketch's control points the same way. No diffusion model: a quick look at the motion, written "
         "in the same result format as `animate` (result.json, per-frame SVG, GIF/MP4, side by side).",
     )
@@ -292,13 +294,23 @@ def add_preview_command(subparsers: Any) -> argparse.ArgumentParser:
         help="similarity: one turn/scale/shift for the whole sketch; partwise: rigid parts; deformable: smooth bending (default)",
     )  # fmt: skip
     parser.add_argument("--strength", type=float, default=d.strength, help="scale of the motion: 0 still, 1 as in the video (default), 2 exaggerated")
-    parser.add_argument("--smoothing", type=float, default=d.temporal_smoothing, help=f"smoothing over time, Gaussian sigma in frames (default {d.temporal_smoothing:g}; 0 = none)")
+    parser.add_argument(
+        "--smoothing", type=float, default=d.temporal_smoothing,
+        help=f"smoothing over time: Gaussian sigma in mean frame spacings, on each frame's real time (default {d.temporal_smoothing:g}; 0 = none)",
+    )  # fmt: skip
     parser.add_argument("--keep-in-place", action="store_true", help="do not follow the subject across the frame: keep its turns and bending only")
+    parser.add_argument(
+        "--off-canvas", action="store_true",
+        help="follow all of the subject's travel even where it carries the drawing off its canvas (default: the travel is scaled down to stay on it, with a warning)",
+    )  # fmt: skip
     parser.add_argument(
         "--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), default=None,
         help="the subject on the first frame, in pixels of the square --resolution frame (default: found from the motion)",
     )  # fmt: skip
-    parser.add_argument("--flow", choices=FLOW_METHODS, default=d.flow, help=f"optical flow method (default {d.flow}; farneback is slower)")
+    parser.add_argument(
+        "--flow", choices=FLOW_METHODS + LEGACY_FLOW_METHODS, default=d.flow,
+        help=f"point tracker (default {d.flow}: pyramidal Lucas–Kanade; dis and farneback, of earlier versions, now mean it too)",
+    )  # fmt: skip
     parser.add_argument(
         "--substeps", type=int, default=d.flow_substeps, help=f"video frames tracked per output frame (default {d.flow_substeps}; more follows faster motion, but is slower)"
     )
@@ -321,7 +333,7 @@ def run_preview_command(args: argparse.Namespace) -> None:
     settings = PreviewSettings(
         rigidity=args.rigidity, strength=args.strength, temporal_smoothing=args.smoothing, follow_translation=not args.keep_in_place,
         subject_box=None if args.box is None else tuple(args.box), flow=args.flow, num_frames=frames, size=args.resolution, seed=args.seed,
-        flow_substeps=args.substeps,
+        flow_substeps=args.substeps, keep_on_canvas=not args.off_canvas,
     )  # fmt: skip
     sketch = load_sketch(args.sketch)
     spec = settings.video_spec(args.video, args.start, args.end, args.fit)
@@ -336,7 +348,7 @@ def run_preview_command(args: argparse.Namespace) -> None:
 def run_render(args: argparse.Namespace) -> None:
     from .media.writers import save_frames
     from .vector.load import load_sketch
-    from .vector.render import render_sketch_frames
+    from .vector.draw import render_sketch_frames
     from .vector.sketch import check_canvas
 
     check_output_suffix(args.output)
@@ -483,7 +495,14 @@ def check_output_suffix(path: Path) -> None:
         raise SketchAnimatorError(f"{path}: unknown output format {path.suffix!r}; use .png, .gif or .mp4")
 
 
+def show_warning_line(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Python warnings as one line, `warning: …`, without the file, line number and code of where they rose."""
+    text = " ".join(str(message).split())
+    print(f"warning: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = show_warning_line
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

@@ -20,7 +20,7 @@ from .media.reference import VideoSpec
 from .media.writers import save_frames
 from .preview import preview_motion
 from .vector.load import load_sketch
-from .vector.render import render_sketch_frames
+from .vector.draw import render_sketch_frames
 from .vector.svg import save_svg
 
 

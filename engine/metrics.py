@@ -358,7 +358,7 @@ def _pooled(features: Any) -> torch.Tensor:
 # ---------------------------------------------------------------------- rendering
 def render_square(sketch: Sketch, side: int) -> np.ndarray:
     """All frames of `sketch` as `(F, side, side, 3)` uint8: the longer side fits, the rest is white."""
-    from .vector.render import render_sketch_frames
+    from .vector.draw import render_sketch_frames
 
     frames = render_sketch_frames(sketch, size=side)
     height, width = frames.shape[1:3]

@@ -175,7 +175,8 @@ class DistillationSettings(Settings):
 
 # ------------------------------------------------------------------------- the motion preview
 RIGIDITIES = ("similarity", "partwise", "deformable")
-FLOW_METHODS = ("dis", "farneback")
+FLOW_METHODS = ("lk",)  # pyramidal Lucas–Kanade point tracks (engine/preview/alignment.py)
+LEGACY_FLOW_METHODS = ("dis", "farneback")  # dense flows of earlier versions: a job that names one now tracks with LK
 
 
 @dataclass(frozen=True)
@@ -184,10 +185,11 @@ class PreviewSettings(Settings):
 
     rigidity: str = "deformable"  # "similarity" (one turn/scale/shift), "partwise" or "deformable"
     strength: float = 1.0  # 0 = still, 1 = the subject's motion, 2 = exaggerated
-    temporal_smoothing: float = 0.5  # Gaussian sigma over time, in frames (0 = none)
+    temporal_smoothing: float = 0.5  # Gaussian sigma over time in mean frame spacings, on each frame's real time (0 = none)
     follow_translation: bool = True  # False keeps the sketch in place (turns and deformation only)
-    subject_box: tuple[float, float, float, float] | None = None  # x0 y0 x1 y1 in `size` px frames
-    flow: str = "dis"  # optical flow: "dis" (fast) or "farneback"
+    subject_box: tuple[float, float, float, float] | None = None  # x0 y0 x1 y1 in `size` px frames (pixel edges)
+    flow: str = "lk"  # point tracker: pyramidal Lucas–Kanade ("dis" and "farneback" of earlier versions read as it)
+    keep_on_canvas: bool = True  # scale the followed translation so the drawing stays on its canvas
     num_frames: int = DEFAULT_NUM_FRAMES
     size: int = 256  # frames are analysed at size × size
     seed: int = 0  # RANSAC's random samples
@@ -196,6 +198,8 @@ class PreviewSettings(Settings):
 
     def __post_init__(self) -> None:
         check_choice("rigidity", self.rigidity, RIGIDITIES, PreviewError)
+        if self.flow in LEGACY_FLOW_METHODS:
+            object.__setattr__(self, "flow", FLOW_METHODS[0])
         check_choice("flow method", self.flow, FLOW_METHODS, PreviewError)
         check_number("strength", self.strength, 0.0, 10.0, PreviewError)
         check_number("temporal smoothing", self.temporal_smoothing, 0.0, 100.0, PreviewError)
@@ -205,6 +209,7 @@ class PreviewSettings(Settings):
         check_whole("max_parts", self.max_parts, 1, 16, PreviewError)
         check_whole("flow_substeps", self.flow_substeps, 1, 8, PreviewError)
         object.__setattr__(self, "follow_translation", bool(self.follow_translation))
+        object.__setattr__(self, "keep_on_canvas", bool(self.keep_on_canvas))
         if self.subject_box is not None:
             object.__setattr__(self, "subject_box", checked_box(self.subject_box))
 

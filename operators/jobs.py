@@ -91,7 +91,7 @@ def job_spec(settings: Any, prefs: Preferences, method: str) -> JobSpec:
             distillation={"guidance": settings.guidance, "lr": settings.learning_rate, "periodic": settings.loop == "cycle"},
             init=settings.init,
             method=method,
-            preview={"rigidity": settings.preview_rigidity},
+            preview={"rigidity": settings.preview_rigidity, "keep_on_canvas": settings.preview_on_canvas},
         )
     except SketchAnimatorError as exc:
         raise UserError(str(exc)) from None

@@ -126,6 +126,12 @@ class SketchAnimatorSettings(bpy.types.PropertyGroup):
                ("similarity", "Rigid", "One turn, scale and shift for the whole sketch")],
         default=PREVIEW.rigidity,
     )  # fmt: skip
+    preview_on_canvas: BoolProperty(
+        name="Keep on canvas",
+        description="Scale the subject's travel so the drawing stays on its canvas (the area around it); "
+        "off: the drawing travels through the scene as far as the subject does",
+        default=False,
+    )  # fmt: skip
 
     def pinned(self) -> set[str]:
         return {name.strip() for name in self.pinned_layers.split(",") if name.strip()}

@@ -101,7 +101,7 @@ def draw_advanced(layout: Any, settings: Any) -> None:
     col.prop(settings, "motion_steps")
     col.prop(settings, "distillation_steps")
     for name in ("resolution", "guidance", "learning_rate", "init", "video_fit", "video_start", "video_end",
-                 "tolerance_px", "margin", "checkpoint_every", "preview_rigidity"):  # fmt: skip
+                 "tolerance_px", "margin", "checkpoint_every", "preview_rigidity", "preview_on_canvas"):  # fmt: skip
         body.prop(settings, name)
 
 

@@ -201,7 +201,7 @@ def test_still_animation_scores_exactly_one(tiny_metric_dirs, tmp_path) -> None:
 
 
 def test_moving_animation_scores_and_matches_xclip_itself(tiny_models) -> None:
-    from engine.vector.render import render_sketch_frames
+    from engine.vector.draw import render_sketch_frames
 
     animation = sliding_animation(12)
     report = score_animation(tiny_models, animation, PROMPT)

@@ -158,20 +158,21 @@ def test_a_single_frame_gives_identical_frames_with_a_warning(tmp_path, source) 
     assert "single frame" in clip.warnings[0]
 
 
-def test_long_videos_are_streamed(tmp_path, monkeypatch) -> None:
+def test_long_videos_are_streamed_and_fitted_by_the_decoder(tmp_path, monkeypatch) -> None:
     frames = np.repeat(moving_disc(40, 128, 128), 15, axis=0)  # 600 frames, 29 MB decoded
     path = write_video(tmp_path / "long.avi", frames, "mjpeg", ["-q:v", "5"], "yuvj444p")
-    fitted = []
-    original_fit = video.fit_frame
-    monkeypatch.setattr(video, "fit_frame", lambda frame, *args: fitted.append(1) or original_fit(frame, *args))
+    in_python = {index: video.fit_frame(frame, (64, 64)) for index, frame in video.open_source(path).read([0, 599])}
+    monkeypatch.setattr(video, "fit_frame", lambda *args: pytest.fail("a full-size frame reached Python"))
     tracemalloc.start()
     try:
         clip = load(path, num_frames=16, size=64)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert clip.source_indices[-1] == 599 and len(fitted) == 16
+    assert clip.source_indices[-1] == 599 and clip.frames.shape == (16, 64, 64, 3)
     assert peak < frames.nbytes / 8, f"peak {peak / 1e6:.1f} MB: frames were not streamed"
+    for k, index in ((0, 0), (-1, 599)):  # ffmpeg's crop and Lanczos resize give the same picture as ours
+        assert np.abs(clip.frames[k].astype(int) - in_python[index]).mean() < 1.5
 
 
 # --------------------------------------------------------------------------- outputs

@@ -10,7 +10,9 @@ Layout of `out_dir` (design.md §3, "the result"), in the order it is written:
     animation.gif, .mp4     the rendered animation
     side_by_side.gif, .mp4  each frame beside the reference frame nearest in time (if given)
     loss.png                the loss per step with its moving average (if losses were given)
-    result_manifest.json    every file above with its size, written last
+    result_manifest.json    every file above with its size: written once the JSON and SVG frames
+                            are (`"previews": "pending"`, the result is usable), and again last
+                            (`"previews": "written"`, listing the GIF/MP4 previews too)
 
 Every file is written atomically and the most important one first, so a full disk loses only
 what was not written yet. The manifest of an earlier run is removed before anything else is
@@ -33,7 +35,7 @@ import numpy as np
 from ..errors import SketchAnimatorError, SketchError
 from ..files import atomic_write_text
 from ..media import writers as media
-from ..vector.render import render_sketch_frames
+from ..vector.draw import render_sketch_frames
 from ..vector.sketch import Sketch
 from ..vector.svg import save_svg_frames
 from .results import MANIFEST, MANIFEST_SCHEMA, MANIFEST_VERSION, RESULT_JSON
@@ -130,6 +132,9 @@ def write_result(
     _forget_previous_result(out_dir)
     result_json = _write(out_dir / RESULT_JSON, animated.save_json)
     svg_frames = _write_svg_frames(animated, out_dir / SVG_DIR)
+    manifest = out_dir / MANIFEST
+    early = [result_json, *svg_frames]  # the result is usable now (Apply, stage 3's start): say so before the previews
+    _write(manifest, lambda path: atomic_write_text(path, json.dumps(_manifest(out_dir, early, animated, fps, previews="pending"), indent=1)))
     rendered = render_preview_frames(animated)
     animation_gif = _write(out_dir / f"{ANIMATION}.gif", lambda path: media.save_gif(rendered, path, fps))
     animation_mp4 = _write(out_dir / f"{ANIMATION}.mp4", lambda path: media.save_mp4(rendered, path, fps))
@@ -145,9 +150,9 @@ def write_result(
         side_by_side_gif=side_by_side_gif,
         side_by_side_mp4=side_by_side_mp4,
         loss_curve=loss_curve,
-        manifest=out_dir / MANIFEST,
+        manifest=manifest,
     )
-    _write(files.manifest, lambda path: atomic_write_text(path, json.dumps(_manifest(files, animated, fps), indent=1)))
+    _write(manifest, lambda path: atomic_write_text(path, json.dumps(_manifest(out_dir, files.content(), animated, fps, previews="written"), indent=1)))
     return files
 
 
@@ -357,7 +362,7 @@ def _remove_stale(*paths: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _manifest(files: ResultFiles, animated: Sketch, fps: float) -> dict[str, Any]:
+def _manifest(out_dir: Path, content: list[Path], animated: Sketch, fps: float, previews: str) -> dict[str, Any]:
     return {
         "schema": MANIFEST_SCHEMA,
         "version": MANIFEST_VERSION,
@@ -365,7 +370,8 @@ def _manifest(files: ResultFiles, animated: Sketch, fps: float) -> dict[str, Any
         "fps": fps,
         "width": animated.width,
         "height": animated.height,
-        "files": {path.relative_to(files.out_dir).as_posix(): path.stat().st_size for path in files.content()},
+        "previews": previews,
+        "files": {path.relative_to(out_dir).as_posix(): path.stat().st_size for path in content},
     }
 
 

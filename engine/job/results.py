@@ -17,7 +17,8 @@ from ..vector.sketch import Sketch
 RESULT_JSON = "result.json"
 MANIFEST = "result_manifest.json"
 MANIFEST_SCHEMA = "sketch-animator/result"
-MANIFEST_VERSION = 2  # 2: result.json metadata holds "timing" (each pose's time in the reference); 1 is still read
+MANIFEST_VERSION = 3  # 3: written before the previews too ("previews": "pending" / "written"); 2: result.json metadata
+# holds "timing" (each pose's time in the reference); 1 and 2 are still read
 
 
 class ResultError(SketchAnimatorError):

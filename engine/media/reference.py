@@ -31,7 +31,9 @@ sketches are drawn on white — to reach that aspect. Transparent pixels (GIF, P
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import math
 import os
 import re
@@ -213,7 +215,7 @@ def load_reference_frames(spec: VideoSpec) -> ReferenceClip:
     indices = sample_indices(first, last, spec.num_frames)
     warn_if_too_few(spec, last - first + 1, warnings)
     wanted = sorted(set(indices.tolist()))
-    fitted = {index: fit_frame(frame, spec.frame_size, spec.fit) for index, frame in source.read(wanted)}
+    fitted = dict(source.read_fitted(wanted, spec.frame_size, spec.fit))
     frames = np.stack([fitted[index] for index in indices.tolist()])
     return ReferenceClip(frames, indices, source.fps, source.frame_count / source.fps, source.frame_count, warnings)
 
@@ -231,23 +233,51 @@ def sample_indices(first: int, last: int, num_frames: int) -> np.ndarray:
     return first + (2 * k * span + steps) // (2 * steps)
 
 
+@dataclass(frozen=True)
+class FitGeometry:
+    """How a source frame becomes an output frame: a centred crop, or a white canvas it is pasted
+    into, of `height` × `width` at offset (`top`, `left`), then resized to the output size."""
+
+    fit: str
+    height: int
+    width: int
+    top: int
+    left: int
+
+
+def fit_geometry(height: int, width: int, frame_size: tuple[int, int], fit: str = "crop") -> FitGeometry:
+    """The crop (`fit="crop"`: the largest centred region of the output's aspect) or the pad (the
+    smallest white canvas of that aspect that holds the frame) for a source of `height` × `width`."""
+    out_height, out_width = frame_size
+    if fit == "crop":
+        crop_h, crop_w = (height, round(height * out_width / out_height)) if height * out_width <= width * out_height else (round(width * out_height / out_width), width)
+        crop_h, crop_w = min(crop_h, height), min(crop_w, width)
+        return FitGeometry("crop", crop_h, crop_w, (height - crop_h) // 2, (width - crop_w) // 2)
+    pad_h, pad_w = (height, round(height * out_width / out_height)) if height * out_width >= width * out_height else (round(width * out_height / out_width), width)
+    pad_h, pad_w = max(pad_h, height), max(pad_w, width)
+    return FitGeometry("pad", pad_h, pad_w, (pad_h - height) // 2, (pad_w - width) // 2)
+
+
 def fit_frame(frame: np.ndarray, frame_size: tuple[int, int], fit: str = "crop") -> np.ndarray:
     """Centre-crop (or pad with white) an `(H, W, 3)` frame to the aspect of `frame_size`, then resize to it."""
     height, width = frame.shape[:2]
-    out_height, out_width = frame_size
-    if fit == "crop":  # the largest centred region of the output's aspect
-        crop_h, crop_w = (height, round(height * out_width / out_height)) if height * out_width <= width * out_height else (round(width * out_height / out_width), width)
-        crop_h, crop_w = min(crop_h, height), min(crop_w, width)
-        top, left = (height - crop_h) // 2, (width - crop_w) // 2
-        region = frame[top : top + crop_h, left : left + crop_w]
-    else:  # the smallest white canvas of the output's aspect that holds the frame
-        pad_h, pad_w = (height, round(height * out_width / out_height)) if height * out_width >= width * out_height else (round(width * out_height / out_width), width)
-        pad_h, pad_w = max(pad_h, height), max(pad_w, width)
-        top, left = (pad_h - height) // 2, (pad_w - width) // 2
-        region = np.empty((pad_h, pad_w, 3), dtype=np.uint8)
+    geometry = fit_geometry(height, width, frame_size, fit)
+    if geometry.fit == "crop":
+        region = frame[geometry.top : geometry.top + geometry.height, geometry.left : geometry.left + geometry.width]
+    else:
+        region = np.empty((geometry.height, geometry.width, 3), dtype=np.uint8)
         region[...] = PAD_COLOUR
-        region[top : top + height, left : left + width] = frame
+        region[geometry.top : geometry.top + height, geometry.left : geometry.left + width] = frame
     return resize_frame(region, frame_size)
+
+
+def ffmpeg_fit_filter(geometry: FitGeometry, frame_size: tuple[int, int]) -> str:
+    """The same fit as ffmpeg filters (RGB first, so a crop is exact to the pixel), ending in a Lanczos resize."""
+    if geometry.fit == "crop":
+        place = f"crop={geometry.width}:{geometry.height}:{geometry.left}:{geometry.top}"
+    else:
+        place = f"pad={geometry.width}:{geometry.height}:{geometry.left}:{geometry.top}:color=white"
+    return f"format=rgb24,{place},scale={frame_size[1]}:{frame_size[0]}:flags=lanczos"
 
 
 def resize_frame(image: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
@@ -311,6 +341,11 @@ class Source:
         """Yield `(index, (H, W, 3) uint8 frame)` for the sorted `indices`, reading each frame once."""
         raise NotImplementedError
 
+    def read_fitted(self, indices: list[int], frame_size: tuple[int, int], fit: str) -> Iterator[tuple[int, np.ndarray]]:
+        """The same frames fitted to `frame_size` (`fit_frame`), each as soon as it is read."""
+        for index, frame in self.read(indices):
+            yield index, fit_frame(frame, frame_size, fit)
+
 
 def open_source(path: Path) -> Source:
     """Check the path and pick the reader for it; every problem is a one-line VideoError."""
@@ -334,6 +369,8 @@ def open_source(path: Path) -> Source:
 class FfmpegSource(Source):
     """Containers that ffmpeg decodes, streamed through `imageio_ffmpeg.read_frames`."""
 
+    size: tuple[int, int] = (0, 0)  # (width, height) of the decoded frames
+
     @classmethod
     def open(cls, path: Path) -> "FfmpegSource":
         import imageio_ffmpeg
@@ -346,7 +383,7 @@ class FfmpegSource(Source):
         except Exception as exc:  # ffmpeg's own errors are long logs; turn them into one line
             raise ffmpeg_error(path, exc) from None
         fps = float(meta.get("fps") or 0) or (count / seconds if seconds else FOLDER_FPS)
-        source = cls(path, int(count or 0), fps)
+        source = cls(path, int(count or 0), fps, size=tuple(meta.get("size") or (0, 0)))
         declared = float(meta.get("duration") or 0)
         decoded = source.frame_count / fps
         if declared > 0 and decoded < 0.9 * declared - 1.0 / fps:
@@ -375,6 +412,54 @@ class FfmpegSource(Source):
                     yield index, np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
         finally:
             reader.close()  # stops ffmpeg: nothing after the last chosen frame is decoded
+
+
+    def read_fitted(self, indices: list[int], frame_size: tuple[int, int], fit: str) -> Iterator[tuple[int, np.ndarray]]:
+        """The frames fitted by ffmpeg itself: only the chosen frames leave the decoder (a `select`
+        filter), cropped or padded and resized there, so a 1080p or 8000² clip never reaches
+        Python at full size and the pipe carries only what is kept."""
+        import imageio_ffmpeg
+
+        source_width, source_height = self.size
+        geometry = fit_geometry(source_height, source_width, frame_size, fit)
+        chain = f"select='{select_expression(indices)}',{ffmpeg_fit_filter(geometry, frame_size)}"
+        with quiet_logger("imageio_ffmpeg"):  # it notes that the output size differs from the source's
+            reader = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24", output_params=["-vf", chain, "-fps_mode", "passthrough"])
+            try:
+                decode_step(self.path, lambda: next(reader))
+                for index in indices:
+                    raw = decode_step(self.path, lambda: next(reader, None))
+                    if raw is None:
+                        raise VideoError(
+                            f"{self.path} ended before frame {index} although {self.frame_count} frames were counted; "
+                            "the file is damaged: re-export or re-download it"
+                        )
+                    yield index, np.frombuffer(raw, dtype=np.uint8).reshape(frame_size[0], frame_size[1], 3).copy()
+            finally:
+                reader.close()
+
+
+def select_expression(indices: list[int]) -> str:
+    """An ffmpeg `select` expression passing exactly the sorted frame `indices` (runs as between())."""
+    runs: list[list[int]] = []
+    for index in indices:
+        if runs and index == runs[-1][1] + 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    return "+".join(f"eq(n\\,{a})" if a == b else f"between(n\\,{a}\\,{b})" for a, b in runs)
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """A library's logger held at errors only for a while (its notices are not for our users)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def decode_step(path: Path, step: Any) -> Any:

@@ -1,30 +1,29 @@
 """Instant motion preview: move the sketch like the video's subject, by tracking, without a GPU.
 
-No diffusion model is involved; a preview takes a few seconds on a CPU. It is a quick look at
-the motion before the long stage-3 run, and a starting point for it (`--init preview`).
+No diffusion model (and no torch) is involved; a preview takes a few seconds on a CPU. It is a
+quick look at the motion before the long stage-3 run, and a starting point for it (`--init preview`).
 
-1. Subject motion (`track_subject`). Dense optical flow (OpenCV's DIS at full resolution, or
-   Farnebäck) between consecutive frames, read `flow_substeps` times as densely as the output
-   frames so that each flow step stays short. A grid of first-frame points is carried along
-   the flow; a point dies when it nears the frame's edge, when the backward flow does not
-   bring it back, or when its colour jumps (the subject ran over it). The camera's motion
-   between two frames is the homography most of the flow agrees with (RANSAC); undoing the
-   chained homographies puts every track into first-frame coordinates. The subject is the
-   largest connected region of points that move as the subject's overall motion predicts
-   (flow bleeding onto the background moves points less), holes filled (the centre of a
-   turn); a user-given box says where to look instead.
-2. Transfer (`transfer_motion`). The subject's first-frame box is mapped onto the sketch's
-   extent (same centre, one uniform scale, so a turn stays a turn). Per frame, a similarity
-   (turn, scale, shift) is fitted robustly to the tracks; "partwise" fits one per rigid part
-   (the tracks are split where one similarity cannot explain them) and blends them between
-   parts; "deformable" adds a regularised thin-plate spline fitted to what the similarity
-   leaves over. Every control point moves with the result. `strength` scales the motion's
-   parameters (half strength = half the turn), the displacements are smoothed over time, and
-   the subject's translation can be dropped. When the subject has left the frame, the sketch
-   continues at its last speed.
-3. Outputs (`preview_motion`): the same result folder as stage 3 (`outputs.write_result`).
+1. Subject motion (`track_subject`, tracking.py). Seed tracks by pyramidal Lucas–Kanade with a
+   forward–backward check; the camera's motion as RANSAC homographies; the coarse moving
+   region; then, per frame, the subject's similarity aligned to the first frame without drift
+   (alignment.py: warp back, measure what is left with LK, refit with OpenCV's
+   estimateAffinePartial2D / findHomography); the subject's region to the pixel by which motion
+   explains each pixel's colour (segmentation.py), its tight box; and each tracked point's own
+   motion beyond the similarity. A user-given box says where to look instead.
+2. Transfer (`transfer_motion`, transfer.py). The subject's first-frame box is mapped onto the
+   extent of the sketch's curves (same centre, one uniform scale, so a turn stays a turn). Per
+   frame, a similarity (turn, scale, shift) is fitted robustly to the tracks; "partwise" fits
+   one per rigid part and blends them between parts; "deformable" (the default) adds a
+   regularised thin-plate spline fitted to what the similarity leaves over, held back from
+   turning and scaling itself. Every control point moves with the result. `strength` scales
+   the motion's parameters, the displacements are smoothed in real time (each frame's
+   timestamp: frames sampled unevenly from a clip stay right), the translation can be dropped,
+   and by default it is scaled down, with a warning, where it would carry the drawing off its
+   canvas. When the subject has left the frame, the sketch continues at its last speed.
+3. Outputs (`preview_motion`, run.py): the same result folder as stage 3 (`outputs.write_result`):
+   result.json first, then the pictures, drawn without torch (engine/vector/draw.py).
 
-All pixel tolerances below are for 256 px frames and scale with the frame size.
+All pixel tolerances are for 256 px frames and scale with the frame size.
 """
 
 from ..errors import PreviewError
@@ -32,10 +31,11 @@ from ..settings import PreviewSettings
 from .run import PreviewResult, preview_motion
 from .similarity import Similarity
 from .tracking import SubjectTracks, track_subject
-from .transfer import ExtentMapping, transfer_motion
+from .transfer import ExtentMapping, MotionTransfer, transfer_motion
 
 __all__ = [
     "ExtentMapping",
+    "MotionTransfer",
     "PreviewError",
     "PreviewResult",
     "PreviewSettings",

@@ -52,11 +52,12 @@ def preview_motion(
     with Progress("preview", total=4 if out_dir is not None else 3, events=events) as progress:
         clip, dense_frames, substeps = read_clip_with_substeps(video_spec, settings.flow_substeps)
         progress.update(1)
-        tracks = track_subject(dense_frames, settings, substeps)
+        tracks = track_subject(dense_frames, settings, substeps, times_s=clip.timing()["times_s"])
         progress.update(2)
-        frames = transfer_motion(sketch, tracks, settings)
+        transfer = transfer_motion(sketch, tracks, settings)
+        frames = transfer.frames
         progress.update(3)
-        warnings = [*clip.warnings, *tracks.warnings]
+        warnings = [*clip.warnings, *tracks.warnings, *transfer.warnings]
         for warning in warnings if events is not None else ():
             events.warning(warning)
         files = None
@@ -64,6 +65,7 @@ def preview_motion(
             from ..job.outputs import write_result
 
             metadata = preview_metadata(settings, video_spec, tracks, warnings, clip)
+            metadata["translation_kept"] = transfer.translation_kept
             if motion_prompt:
                 metadata["motion_prompt"] = motion_prompt
             files = write_result(out_dir, sketch, frames, clip.frames, metadata=metadata)

@@ -1,4 +1,4 @@
-"""Similarity motions (turn, uniform scale, shift) fitted to point tracks, robustly; tracking and transfer both use them."""
+"""Similarity (turn, uniform scale, shift) and affine motions fitted to point tracks, robustly, with a strength that scales them naturally."""
 
 from __future__ import annotations
 
@@ -60,3 +60,56 @@ def fit_similarity_robust(source: np.ndarray, target: np.ndarray) -> Similarity:
     return similarity.about(source.mean(axis=0))  # its shift: how the tracks' centroid moves
 
 
+@dataclass(frozen=True)
+class Affine:
+    """x ↦ centre + shift + linear·(x − centre): a similarity that may also stretch and shear.
+
+    `scaled(strength)` scales it the way `Similarity.scaled` does: the linear part, written as a
+    turn times a stretch (polar decomposition, R·P), becomes R(strength·angle)·P^strength, so half
+    the strength is half the turn and half the stretch, in log terms, about the same point.
+    """
+
+    centre: np.ndarray  # (2,)
+    shift: np.ndarray  # (2,)
+    linear: np.ndarray  # (2, 2)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return self.centre + self.shift + (points - self.centre) @ self.linear.T
+
+    def scaled(self, strength: float) -> "Affine":
+        if strength == 1.0:
+            return self
+        u, sigma, vt = np.linalg.svd(self.linear)
+        if np.linalg.det(u @ vt) < 0 or sigma.min() <= 1e-9:  # a mirror or a collapse: scale the matrix itself
+            return Affine(self.centre, strength * self.shift, np.eye(2) + strength * (self.linear - np.eye(2)))
+        rotation = u @ vt  # linear = rotation · stretch, the stretch being vtᵀ·diag(sigma)·vt
+        angle = math.atan2(rotation[1, 0], rotation[0, 0]) * strength
+        turned = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        return Affine(self.centre, strength * self.shift, turned @ (vt.T @ np.diag(sigma**strength) @ vt))
+
+
+def fit_affine(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> Affine:
+    """Weighted least-squares affine map from `source` (N, 2) to `target` (N, 2), about the centroid."""
+    weights = np.ones(len(source)) if weights is None else weights
+    weights = weights / weights.sum()
+    source_centre, target_centre = weights @ source, weights @ target
+    a, b = source - source_centre, target - target_centre
+    gram = (weights[:, None] * a).T @ a
+    if np.linalg.cond(gram) > 1e8:  # collinear points: only a similarity is known
+        similarity = fit_similarity(source, target, weights)
+        cos, sin = math.cos(similarity.angle), math.sin(similarity.angle)
+        linear = math.exp(similarity.log_scale) * np.array([[cos, -sin], [sin, cos]])
+        return Affine(similarity.centre, similarity.shift, linear)
+    linear = np.linalg.solve(gram, (weights[:, None] * a).T @ b).T
+    return Affine(source_centre, target_centre - source_centre, linear)
+
+
+def fit_affine_robust(source: np.ndarray, target: np.ndarray) -> Affine:
+    """An affine map that a few stray tracks cannot pull (Cauchy reweighting, as `fit_similarity_robust`)."""
+    affine = fit_affine(source, target)
+    for _ in range(ROBUST_ITERATIONS):
+        residual = np.linalg.norm(target - affine.apply(source), axis=1)
+        cutoff = 1.5 * np.median(residual) + 1e-3
+        affine = fit_affine(source, target, 1.0 / (1.0 + (residual / cutoff) ** 2))
+    centre = source.mean(axis=0)
+    return Affine(centre, affine.apply(centre[None])[0] - centre, affine.linear)

@@ -3,7 +3,8 @@
 Paths that share a colour and an opacity are one layer: their coverages are unioned by the
 rasterizer (a crossing of two 50%-grey strokes is not darker), and layers are composited
 "over" each other in the order their first path appears in the sketch. All sketches drawn
-with one pen are therefore a single `rasterize` call.
+with one pen are therefore a single `rasterize` call. Pictures for people to look at are drawn
+by draw.py to the same picture, without torch.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .draw import WHITE
 from .raster import rasterize
 from .sketch import Sketch
 
-WHITE = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -111,37 +112,14 @@ class SketchRenderer:
 
 def _stroke_layers(sketch: Sketch, device: torch.device, dtype: torch.dtype) -> list[StrokeLayer]:
     segment_path = sketch.segment_path()
-    styles: dict[tuple, list[int]] = {}
-    for index, path in enumerate(sketch.paths):
-        styles.setdefault((path.color, path.opacity), []).append(index)
-    layers = []
-    for (color, opacity), path_ids in styles.items():
-        segments = np.flatnonzero(np.isin(segment_path, path_ids))
-        layers.append(
-            StrokeLayer(
-                segments=torch.as_tensor(segments, device=device),
-                color=torch.tensor(color, dtype=dtype, device=device),
-                opacity=opacity,
-            )
+    return [
+        StrokeLayer(
+            segments=torch.as_tensor(np.flatnonzero(np.isin(segment_path, path_ids)), device=device),
+            color=torch.tensor(color, dtype=dtype, device=device),
+            opacity=opacity,
         )
-    return layers
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """`(..., 3, H, W)` float RGB → `(..., H, W, 3)` uint8, for image files."""
-    array = image.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
-    return np.moveaxis(array, -3, -1)
-
-
-def render_sketch_frames(sketch: Sketch, size: int | None = None, background: tuple[float, float, float] = WHITE) -> np.ndarray:
-    """All frames of a sketch (one for a static sketch) as `(F, H, W, 3)` uint8.
-
-    `size` is the longer side of the output in pixels (default: the sketch's canvas).
-    """
-    scale = 1.0 if size is None else size / max(sketch.width, sketch.height)
-    renderer = SketchRenderer(sketch, scale=scale)
-    with torch.no_grad():
-        return to_uint8(renderer.render(renderer.frame_points(), background))
+        for color, opacity, path_ids in sketch.style_groups()
+    ]
 
 
 def black_on_white(sketch: Sketch) -> Sketch:

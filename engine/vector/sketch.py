@@ -157,6 +157,15 @@ class Sketch:
             ends.append(last)
         return np.concatenate(starts), np.concatenate(ends)
 
+    def style_groups(self) -> list[tuple[tuple[float, float, float], float, list[int]]]:
+        """Paths that share a colour and an opacity, as (colour, opacity, path indices), in the order
+        their first path appears: one layer each when drawing (a crossing of two 50%-grey strokes of
+        one pen is not darker), composited "over" in this order."""
+        groups: dict[tuple, list[int]] = {}
+        for index, path in enumerate(self.paths):
+            groups.setdefault((tuple(path.color), path.opacity), []).append(index)
+        return [(color, opacity, ids) for (color, opacity), ids in groups.items()]
+
     def still_points(self) -> np.ndarray:
         """(total_points,) booleans: the points of pinned or invisible paths, which never move."""
         return np.concatenate([np.full(len(p.points), p.pinned or p.is_invisible) for p in self.paths])
@@ -183,6 +192,17 @@ class Sketch:
         if self.frames is None:
             raise SketchError("the sketch has no animation frames")
         return self.with_points(self.frames[index])
+
+    def curve_bounds(self, flat_points: np.ndarray | None = None, paths: np.ndarray | None = None) -> np.ndarray:
+        """(..., 2, 2) low and high corners of the drawn curves (not their handles), exactly.
+
+        `flat_points` (..., P, 2) are this topology's control points (default: the static
+        sketch's); `paths` (N,) booleans limit the extent to some paths."""
+        points = self.flat_points() if flat_points is None else np.asarray(flat_points, dtype=np.float64)
+        index = self.segment_index()
+        if paths is not None:
+            index = index[np.asarray(paths, bool)[self.segment_path()]]
+        return cubic_bounds(points[..., index, :])
 
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) of all control points."""
@@ -330,3 +350,26 @@ def _validate_path(i: int, path: Path, width: int, height: int) -> None:
 def stack_frames(frames: Sequence[np.ndarray]) -> np.ndarray:
     """Stack per-frame flat point arrays into (F, total_points, 2)."""
     return np.stack([np.asarray(f, dtype=np.float64) for f in frames], axis=0)
+
+
+def cubic_bounds(segments: np.ndarray) -> np.ndarray:
+    """(..., 2, 2) low and high corners of cubic Bézier segments (..., M, 4, 2): their end points and
+    every interior extremum (the roots of the derivative, a quadratic per coordinate)."""
+    p0, p1, p2, p3 = (segments[..., i, :] for i in range(4))
+    a = -p0 + 3 * p1 - 3 * p2 + p3  # B'(t)/3 = a t² + 2 b t + c
+    b = p0 - 2 * p1 + p2
+    c = p1 - p0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.sqrt(np.maximum(b * b - a * c, 0.0))
+        quadratic = np.abs(a) > 1e-12
+        t1 = np.where(quadratic, (-b + root) / a, np.where(np.abs(b) > 1e-12, -c / (2 * b), 0.0))
+        t2 = np.where(quadratic, (-b - root) / a, t1)
+    candidates = [p0, p3]
+    for t in (t1, t2):
+        t = np.where(np.isfinite(t), np.clip(t, 0.0, 1.0), 0.0)
+        u = 1.0 - t
+        candidates.append(u**3 * p0 + 3 * u * u * t * p1 + 3 * u * t * t * p2 + t**3 * p3)
+    stacked = np.stack(candidates, axis=-2)  # (..., M, 4, 2), one coordinate's extremum per column
+    low = stacked.min(axis=-2).min(axis=-2)
+    high = stacked.max(axis=-2).max(axis=-2)
+    return np.stack([low, high], axis=-2)
