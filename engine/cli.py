@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import SketchAnimatorError
+from .errors import SketchAnimatorError, SketchAnimatorWarning
 from .settings import (
     DEFAULT_CLIP,
     DEFAULT_MODEL,
@@ -146,10 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     sds.add_argument("--motion-weight", type=float, default=None, help=f"λ2 of the motion LoRA (default {d.motion_weight:g}; 0 = the paper's w/o M-LoRA)")
     sds.add_argument("--no-augment", dest="augment", action="store_false", default=None, help="no random crop/perspective augmentation")
     sds.add_argument("--periodic", action="store_true", default=None, help="a cycle (walk, gallop): the frame after the last is the first, so the loop is seamless")
+    again = animate.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="--out already holds a job: continue it as it is (these settings are not used)")
+    again.add_argument("--restart", action="store_true", help="--out already holds a job with other settings: start this one there instead (learned adapters stay in the cache)")
+    animate.add_argument("--wait", action="store_true", help="if another process runs the job in --out, wait for it instead of refusing")
     animate.set_defaults(handler=run_animate)
 
     run = commands.add_parser("run", help="run or resume a job folder (what the Blender add-on starts)")
     run.add_argument("job_dir", type=Path, help="the job folder (with job.json)")
+    run.add_argument("--wait", action="store_true", help="if another process runs this job, wait for it instead of refusing")
     run.set_defaults(handler=run_job_folder)
 
     add_cache_commands(commands)
@@ -209,7 +214,8 @@ def run_cache_list(args: argparse.Namespace) -> None:
 
 
 def run_cache_clear(args: argparse.Namespace) -> None:
-    from .backbones.adapter_cache import CacheError, format_size
+    from .backbones.adapter_cache import CacheError
+    from .files import format_size
 
     cache = cache_from_args(args)
     targets = [entry for entry in cache.entries() if args.kind is None or entry.kind == args.kind]
@@ -438,7 +444,8 @@ def run_learn_motion(args: argparse.Namespace) -> None:
 
 
 def run_animate(args: argparse.Namespace) -> None:
-    from .job.folder import JobSpec, write_job
+    from .job.folder import JOB_FILE, JobSpec, clear_job, job_differences, write_job
+    from .job.lock import JobLock
     from .job.pipeline import run_job
     from .vector.load import load_sketch
 
@@ -452,9 +459,23 @@ def run_animate(args: argparse.Namespace) -> None:
         prior=args.prior, prior_options=key_values(args.prior_option, "--prior-option"), backbone=args.backbone,
         pose_rate=args.pose_rate, window=args.window, window_overlap=args.window_overlap, max_minutes=args.max_minutes,
     )
-    if not (args.out / "job.json").is_file():
+    if (args.out / JOB_FILE).is_file() and not args.resume:
+        sketch = load_sketch(args.sketch)
+        differences = job_differences(args.out, sketch, spec)
+        if differences and not args.restart:
+            raise SketchAnimatorError(
+                f"{args.out} already holds a job with other settings ({'; '.join(differences)}): "
+                "add --resume to continue that job as it is, or --restart to start this one there (learned adapters stay in the cache)"
+            )
+        if differences:
+            with JobLock(args.out, wait=args.wait):
+                clear_job(args.out)
+                write_job(args.out, sketch, spec)
+    elif not (args.out / JOB_FILE).is_file():
+        if args.resume:
+            raise SketchAnimatorError(f"{args.out} holds no job to resume: leave out --resume to start one there")
         write_job(args.out, load_sketch(args.sketch), spec)
-    print(f"result: {run_job(args.out)}")
+    print(f"result: {run_job(args.out, wait=args.wait)}")
 
 
 def key_values(items: list[str], option: str) -> dict[str, str]:
@@ -471,7 +492,7 @@ def key_values(items: list[str], option: str) -> dict[str, str]:
 def run_job_folder(args: argparse.Namespace) -> None:
     from .job.pipeline import run_job
 
-    print(f"result: {run_job(args.job_dir)}")
+    print(f"result: {run_job(args.job_dir, wait=args.wait)}")
 
 
 def run_download(args: argparse.Namespace) -> None:
@@ -496,9 +517,12 @@ def check_output_suffix(path: Path) -> None:
 
 
 def show_warning_line(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
-    """Python warnings as one line, `warning: …`, without the file, line number and code of where they rose."""
-    text = " ".join(str(message).split())
-    print(f"warning: {text}", file=sys.stderr if file is None else file)
+    """Our warnings as one line, `warning: …`, without the file, line number and code of where
+    they rose; the libraries' own (torch, diffusers, peft explaining themselves) are not shown,
+    so nothing but our one line comes before an error."""
+    if issubclass(category, SketchAnimatorWarning):
+        text = " ".join(str(message).split())
+        print(f"warning: {text}", file=sys.stderr if file is None else file)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,3 +23,7 @@ class RasterError(SketchAnimatorError):
 
 class PreviewError(SketchAnimatorError):
     """The motion preview cannot run with these frames or settings."""
+
+
+class SketchAnimatorWarning(UserWarning):
+    """Something was done approximately, and the user should know (printed as one `warning:` line)."""

@@ -1,4 +1,4 @@
-"""Plain JSON data: numpy and torch values, paths and tuples turned into what `json` writes."""
+"""JSON in and out: numpy and torch values, paths and tuples made plain for writing; files read with limits on size and depth, fields type-checked."""
 
 from __future__ import annotations
 
@@ -24,3 +24,77 @@ def to_json_value(value: Any) -> Any:
     if hasattr(value, "item"):
         return to_json_value(value.item())
     return str(value)
+
+
+# ------------------------------------------------------------------------ reading, with limits
+MAX_JSON_BYTES = 512 * 2**20  # a result of 1024 frames × thousands of points stays well below
+MAX_JSON_DEPTH = 64  # our files nest a few levels; anything deeper is not ours
+
+
+class JSONInputError(ValueError):
+    """A JSON input is too large, too deep, not JSON, or has a field of the wrong type (one line)."""
+
+
+def read_json_file(path: str | os.PathLike, what: str, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON file with limits on its size and nesting; each problem is one line naming `what`."""
+    try:
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise JSONInputError(f"{what} is {size / 2**20:.0f} MB, more than the {max_bytes / 2**20:.0f} MB it may be")
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise JSONInputError(f"{what} is not UTF-8 text") from None
+    return parse_json(text, what, max_depth)
+
+
+def parse_json(text: str, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads` that turns too deep a nesting (Python's own recursion limit included) into one line."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise JSONInputError(f"{what} is nested too deeply to be a Sketch Animator file") from None
+    except ValueError as exc:
+        raise JSONInputError(f"{what} is not valid JSON ({exc})") from None
+    depth = nesting_depth(data)
+    if depth > max_depth:
+        raise JSONInputError(f"{what} is nested {depth} levels deep, more than the {max_depth} a Sketch Animator file has")
+    return data
+
+
+def nesting_depth(data: Any) -> int:
+    """How deeply lists and objects nest (iteratively: a deep value cannot exhaust the stack)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def expect(value: Any, kinds: str, field: str) -> Any:
+    """`value` if it is of JSON kind `kinds` ("bool", "int", "number", "str", "list", "object",
+    "null", joined by "|"), else a one-line error naming the field and what it holds."""
+    checks = {
+        "bool": lambda v: isinstance(v, bool),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "list": lambda v: isinstance(v, list),
+        "object": lambda v: isinstance(v, dict),
+        "null": lambda v: v is None,
+    }
+    allowed = kinds.split("|")
+    if not any(checks[kind](value) for kind in allowed):
+        names = {"bool": "true or false", "int": "a whole number", "number": "a number", "str": "a string", "list": "a list", "object": "an object", "null": "null"}
+        shown = repr(value) if len(repr(value)) <= 40 else type(value).__name__
+        raise JSONInputError(f"{field} must be {' or '.join(names[kind] for kind in allowed)}, not {shown}")
+    return value

@@ -226,7 +226,7 @@ class SKETCH_ANIMATOR_OT_check_engine(bpy.types.Operator):
     def execute(self, context: Any) -> set[str]:
         report = environment.check_engine_python(preferences(context).engine_python)
         ENVIRONMENT_REPORT["summary"] = report.summary()
-        self.report({"INFO"} if report.ok else {"ERROR"}, report.summary())
+        self.report({"ERROR"} if not report.ok else {"WARNING"} if report.untested else {"INFO"}, report.summary())
         return {"FINISHED"} if report.ok else {"CANCELLED"}
 
 

@@ -132,7 +132,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path) -> None:
         (folder / "adapter.safetensors").write_bytes(b"part")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(CacheError, match=f"no space left on device while storing {key} in .*: free space or choose another cache folder"):
+    with pytest.raises(CacheError, match=f"no space left on device while writing .*{key}: free space or choose another cache folder \\(nothing half written is kept\\)"):
         cache.store(key, disk_full, {})
     assert cache.lookup(key) is None and list(tmp_path.iterdir()) == []
 

@@ -267,7 +267,8 @@ def test_disk_full_keeps_the_previous_checkpoint_and_leaves_no_temporary_file(tm
     monkeypatch.setattr(checkpoint, "write_payload", disk_full)
     with pytest.raises(CheckpointError) as caught:
         save_checkpoint(path, TrainingState(6, {"w": torch.ones(1000)}))
-    assert str(caught.value) == f"no space left on device while writing checkpoint {path}: free space or choose another cache folder"
+    message = str(caught.value)
+    assert message.startswith(f"no space left on device while writing {path}: it needs more than ") and message.endswith("(finished stages are kept)")
     assert path.read_bytes() == good and load_checkpoint(path).step == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt", "run.ckpt.prev"]
 

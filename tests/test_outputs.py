@@ -7,6 +7,7 @@ expected number can be written down; one complete result is written once per mod
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from pathlib import Path as FilePath
@@ -179,14 +180,15 @@ def test_nothing_to_plot_gives_no_loss_curve(losses) -> None:
     assert draw_loss_curve(losses) is None
 
 
-def test_manifest_lists_every_file_with_its_size(result) -> None:
+def test_manifest_lists_every_file_with_its_size_and_hash(result) -> None:
     files, _, _ = result
     manifest = json.loads(files.manifest.read_text())
     expected = {"result.json", "animation.gif", "animation.mp4", "side_by_side.gif", "side_by_side.mp4", "loss.png"}
     expected |= {f"frames/frame_{i:04d}.svg" for i in range(NUM_FRAMES)}
     assert set(manifest["files"]) == expected
-    for name, size in manifest["files"].items():
-        assert (files.out_dir / name).stat().st_size == size
+    for name, entry in manifest["files"].items():
+        assert (files.out_dir / name).stat().st_size == entry["size"]
+        assert hashlib.sha256((files.out_dir / name).read_bytes()).hexdigest() == entry["sha256"]
     assert manifest["num_frames"] == NUM_FRAMES and manifest["fps"] == 6
     assert {p.relative_to(files.out_dir).as_posix() for p in files.content()} == expected
     assert leftovers(files.out_dir) == []

@@ -63,7 +63,7 @@ def test_json_round_trip_with_animation(tmp_path) -> None:
         (lambda d: d["paths"][1].update(opacity=3), "opacity"),
         (lambda d: d.update(width=100000, height=100000), "out of range"),
         (lambda d: d.update(frames=[[[0, 0]]]), "same topology"),
-        (lambda d: d["paths"][0].pop("points"), "malformed"),
+        (lambda d: d["paths"][0].pop("points"), "paths[0].points must be a list, not None"),
     ],
 )
 def test_invalid_json_gives_one_line_error(tmp_path, edit, message) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import errno
 import hashlib
 import json
 import os
@@ -30,7 +29,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import SketchAnimatorError
-from ..files import atomic_write_text
+from ..files import DISK_FULL, atomic_write_text, disk_full_detail, format_size
 from ..jsondata import to_json_value
 
 KEY_FORMAT_VERSION = 1  # part of every hash: bump it if `canonical` changes
@@ -328,20 +327,12 @@ def latest_mtime(folder: Path) -> float:
 
 
 def cache_write_error(root: Path, key: str, exc: OSError) -> CacheError:
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return CacheError(f"no space left on device while storing {key} in {root}: free space or choose another cache folder")
+    if exc.errno in DISK_FULL:
+        return CacheError(f"{disk_full_detail(exc, root / key)}: free space or choose another cache folder (nothing half written is kept)")
     return CacheError(f"cannot write {key} to the cache folder {root}: {exc.strerror or exc}; choose another cache folder")
 
 
 # --------------------------------------------------------------------------- listing
-
-
-def format_size(size_bytes: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size_bytes < 1000 or unit == "GB":
-            return f"{size_bytes:.0f} {unit}" if unit == "B" else f"{size_bytes:.1f} {unit}"
-        size_bytes /= 1000
-    return f"{size_bytes:.1f} TB"  # pragma: no cover
 
 
 def format_entries(entries: list[CacheEntry]) -> str:

@@ -8,6 +8,7 @@ backbone only says which modules its spatial and temporal layers are (`layer_tar
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import warnings
@@ -16,7 +17,7 @@ from typing import Mapping
 
 import torch
 
-from ..files import atomic_write
+from ..files import atomic_write, free_bytes
 from .base import ADAPTER_LAYERS, LAYER_KINDS, AdapterError
 
 ADAPTER_FORMAT = "sketch-animator/lora"
@@ -99,7 +100,18 @@ class PeftAdapters:
         }
         metadata = {"format": "pt", "lora_adapter_metadata": json.dumps(lora_config, sort_keys=True), "sketch_animator": json.dumps(ours, sort_keys=True)}
         state = self.adapter_state(name)
-        return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+
+        def write(tmp: str) -> None:
+            """safetensors reports a failed write as its own error: a full disk becomes OSError(ENOSPC)."""
+            try:
+                save_file(state, tmp, metadata=metadata)
+            except Exception as exc:
+                if isinstance(exc, OSError):
+                    raise
+                needed = sum(t.numel() * t.element_size() for t in state.values())
+                raise OSError(errno.ENOSPC if free_bytes(Path(tmp).parent) < needed else errno.EIO, f"cannot save the adapter ({exc})") from None
+
+        return atomic_write(path, write)
 
     def load_adapter(self, name: str, path: str | os.PathLike) -> dict:
         from peft import LoraConfig

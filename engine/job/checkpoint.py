@@ -24,6 +24,7 @@ import random
 import shutil
 import signal
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -33,7 +34,7 @@ import torch
 
 from ..errors import SketchAnimatorError
 from .events import EventLog, Progress
-from ..files import atomic_write
+from ..files import DISK_FULL, atomic_write, disk_full_detail, free_bytes
 
 CHECKPOINT_FORMAT = "sketch-animator-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -140,9 +141,25 @@ def save_checkpoint(path: str | os.PathLike, state: TrainingState) -> Path:
 
 
 def write_payload(payload: dict[str, Any], tmp: str) -> None:
-    """Serialise through a Python file object, so a full disk surfaces as OSError(ENOSPC)."""
-    with open(tmp, "wb") as handle:
-        torch.save(payload, handle)
+    """Serialise through a Python file object, so a full disk surfaces as OSError(ENOSPC).
+
+    torch's zip writer reports a failed write as a RuntimeError ("[enforce fail at
+    inline_container.cc] … file write failed"), whatever the cause: with the folder's free
+    space gone it is the full disk, and becomes that OSError.
+    """
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+    except RuntimeError as exc:
+        if free_bytes(Path(tmp).parent) < payload_bytes(payload) or "write failed" in str(exc):
+            raise OSError(errno.ENOSPC, "no space left on device") from None
+        raise
+
+
+def payload_bytes(payload: dict[str, Any]) -> int:
+    """Roughly what a checkpoint takes on disk: its tensors' bytes."""
+    tensors = payload.get("tensors") or {}
+    return sum(t.numel() * t.element_size() for t in tensors.values() if isinstance(t, torch.Tensor))
 
 
 def keep_as_previous(path: Path) -> None:
@@ -162,10 +179,8 @@ def keep_as_previous(path: Path) -> None:
 
 
 def checkpoint_write_error(path: Path, exc: OSError) -> CheckpointError:
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return CheckpointError(
-            f"no space left on device while writing checkpoint {path}: free space or choose another cache folder"
-        )
+    if exc.errno in DISK_FULL:
+        return CheckpointError(f"{disk_full_detail(exc, path)}: free space and run the job again (finished stages are kept)")
     return CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}; check the folder's permissions and free space")
 
 
@@ -194,7 +209,9 @@ def load_checkpoint(path: str | os.PathLike, on_warning: Callable[[str], None] |
 def read_state(path: Path) -> TrainingState:
     damaged = CheckpointError(f"checkpoint {path} is damaged or truncated; delete it to start this stage over")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch explains a refused file at length: our one line says what to do
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         raise damaged from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

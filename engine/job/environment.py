@@ -2,7 +2,9 @@
 
 Blender's own Python has no torch, so the add-on runs the engine with another interpreter
 (design.md §1). The requirements are read from the project's pyproject.toml (shipped inside
-the extension), so there is one list. Standard library only: the add-on calls this.
+the extension), so there is one list, and installed at the versions the test suite passed with
+(constraints.txt, shipped too); the check flags an environment outside them. Standard library
+only: the add-on calls this.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder that holds engine/ and pyproject.toml
 MIN_PYTHON = (3, 10)
+CONSTRAINTS_FILE = "constraints.txt"  # the versions the test suite passed with
 
 # Run by the candidate interpreter: Python version, each requirement's installed version and
 # whether it satisfies the specifier, and what torch can run on. Prints one JSON object.
@@ -30,7 +33,15 @@ except ImportError:
         from pip._vendor.packaging.requirements import Requirement
     except ImportError:
         Requirement = None
-report = {"python": list(sys.version_info[:3]), "executable": sys.executable, "packages": {}, "problems": []}
+report = {"python": list(sys.version_info[:3]), "executable": sys.executable, "packages": {}, "problems": [], "untested": []}
+for line in json.loads(sys.argv[3]):  # the tested versions (constraints.txt): flag what differs
+    name, _, tested = line.partition("==")
+    try:
+        version = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        continue
+    if version.split("+")[0] != tested.split("+")[0]:
+        report["untested"].append(f"{name} {version} (tested: {tested})")
 for line in json.loads(sys.argv[1]):
     name, spec = re.match(r"[A-Za-z0-9_.-]+", line).group(0), ""
     if Requirement is not None:
@@ -56,13 +67,14 @@ print(json.dumps(report))
 # Run by a base interpreter (Blender's own): create the venv, then pip-install into it.
 _SETUP_SCRIPT = r"""
 import subprocess, sys, venv, json, os
-folder, requirements = sys.argv[1], json.loads(sys.argv[2])
+folder, requirements, constraints = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 print(f"creating a virtual environment in {folder}", flush=True)
 venv.EnvBuilder(with_pip=True, clear=False, upgrade_deps=False).create(folder)
 python = os.path.join(folder, "Scripts", "python.exe") if os.name == "nt" else os.path.join(folder, "bin", "python")
 if requirements:
     print("installing: " + " ".join(requirements) + " (torch is several GB: this takes minutes)", flush=True)
-    code = subprocess.call([python, "-m", "pip", "install", "--progress-bar", "off", *requirements])
+    tested = ["-c", constraints] if constraints else []  # the versions the engine's tests passed with
+    code = subprocess.call([python, "-m", "pip", "install", "--progress-bar", "off", *tested, *requirements])
     if code:
         print(f"error: pip install failed (exit code {code}); see the lines above", flush=True)
         sys.exit(code)
@@ -78,6 +90,7 @@ class EnvironmentReport:
     version: tuple[int, ...] = ()
     packages: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    untested: list[str] = field(default_factory=list)  # installed versions outside constraints.txt
     cuda: bool | None = None
     gpu: str | None = None
     mps: bool | None = None
@@ -92,7 +105,13 @@ class EnvironmentReport:
             return f"{self.python}: " + "; ".join(self.problems) + " — press 'Create engine environment' or pip-install the engine's requirements there"
         device = f"CUDA ({self.gpu})" if self.cuda else "Apple MPS" if self.mps else "CPU only (slow: a GPU is advised)"
         version = ".".join(map(str, self.version))
-        return f"Python {version} with torch {self.packages.get('torch', '?')}, device: {device}"
+        line = f"Python {version} with torch {self.packages.get('torch', '?')}, device: {device}"
+        if self.untested:
+            line += (
+                f"; not the tested versions: {', '.join(self.untested)} — press 'Create engine environment', "
+                f"or pip install -c {CONSTRAINTS_FILE} the engine's requirements there"
+            )
+        return line
 
 
 def engine_requirements(pyproject: str | os.PathLike | None = None) -> list[str]:
@@ -107,7 +126,19 @@ def engine_requirements(pyproject: str | os.PathLike | None = None) -> list[str]
         raise RuntimeError(f"cannot read the engine's requirements from {path} ({exc}): reinstall the extension") from None
 
 
-def check_engine_python(python: str | os.PathLike, requirements: list[str] | None = None, probe_torch: bool = True, timeout_s: float = 120) -> EnvironmentReport:
+def tested_versions(constraints: str | os.PathLike | None = None) -> list[str]:
+    """The `name==version` pins of constraints.txt: the set the engine's test suite passed with."""
+    path = Path(constraints) if constraints else ROOT / CONSTRAINTS_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [line.split("#")[0].strip() for line in lines if "==" in line.split("#")[0]]
+
+
+def check_engine_python(
+    python: str | os.PathLike, requirements: list[str] | None = None, probe_torch: bool = True, timeout_s: float = 120, tested: list[str] | None = None
+) -> EnvironmentReport:
     """Ask `python` which of the engine's requirements it has (and, with probe_torch, its devices),
     in the same environment variables as a job gets, so the check sees what the job will see."""
     python = os.fspath(python)
@@ -121,7 +152,7 @@ def check_engine_python(python: str | os.PathLike, requirements: list[str] | Non
     requirements = engine_requirements() if requirements is None else requirements
     try:
         done = subprocess.run(
-            [python, "-c", _CHECK_SCRIPT, json.dumps(requirements), "1" if probe_torch else "0"],
+            [python, "-c", _CHECK_SCRIPT, json.dumps(requirements), "1" if probe_torch else "0", json.dumps(tested_versions() if tested is None else tested)],
             capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, env=engine_environment(ROOT),
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
@@ -136,6 +167,7 @@ def check_engine_python(python: str | os.PathLike, requirements: list[str] | Non
     report.version = tuple(data.get("python", ()))
     report.packages = dict(data.get("packages", {}))
     report.problems = list(data.get("problems", []))
+    report.untested = list(data.get("untested", []))
     report.cuda, report.gpu, report.mps = data.get("cuda"), data.get("gpu"), data.get("mps")
     if report.version and report.version < MIN_PYTHON:
         report.problems.insert(0, f"Python {'.'.join(map(str, report.version))} is too old (the engine needs 3.10 or newer)")
@@ -143,9 +175,11 @@ def check_engine_python(python: str | os.PathLike, requirements: list[str] | Non
 
 
 def setup_command(folder: str | os.PathLike, requirements: list[str] | None = None, base_python: str | None = None) -> list[str]:
-    """The command that creates a venv in `folder` and installs the engine's requirements into it."""
+    """The command that creates a venv in `folder` and installs the engine's requirements into it,
+    at the tested versions (constraints.txt, shipped beside pyproject.toml)."""
     requirements = engine_requirements() if requirements is None else requirements
-    return [base_python or sys.executable, "-c", _SETUP_SCRIPT, os.fspath(folder), json.dumps(requirements)]
+    constraints = ROOT / CONSTRAINTS_FILE
+    return [base_python or sys.executable, "-c", _SETUP_SCRIPT, os.fspath(folder), json.dumps(requirements), str(constraints) if constraints.is_file() else ""]
 
 
 def venv_python(folder: str | os.PathLike) -> Path:

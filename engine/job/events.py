@@ -18,6 +18,7 @@ partial last line for its next call). This module imports neither numpy nor torc
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import SketchAnimatorError
 from ..jsondata import to_json_value
 
 _monotonic = time.monotonic  # tests replace this to control rates and ETAs
@@ -45,7 +47,12 @@ class EventLog:
         """Append one event and make it durable; returns the event as written."""
         event = {"time": time.time(), "kind": kind, **{key: to_json_value(value) for key, value in fields.items()}}
         line = (json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # never written through a link to somewhere outside the job
+                raise SketchAnimatorError(f"{self.path} is a symbolic link: remove it (a job writes only inside its folder)") from None
+            raise
         try:
             os.write(fd, line)
             os.fsync(fd)
@@ -101,7 +108,10 @@ def error_event(events: EventLog | None, exc: BaseException, where: str | None =
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if where is not None:
         message = f"{type(exc).__name__}: {message} (the traceback is in {where})"
-    return events.emit("error", message=message, type=type(exc).__name__)
+    try:
+        return events.emit("error", message=message, type=type(exc).__name__)
+    except (OSError, SketchAnimatorError):  # a read-only or full folder: the error itself is still raised
+        return None
 
 
 class Progress:

@@ -7,8 +7,14 @@ A job folder holds
     engine.log          the engine process's stdout and stderr (tracebacks land here)
     process.json        which process runs the job (pid, command), written by whoever starts it
     cancel              present = please stop (read by the engine at every step)
-    distillation.ckpt   stage 3's checkpoint; stages 1–2 live in the adapter cache
-    result/             the result (engine/outputs.py), complete once its manifest exists
+    job.lock            the process running the job (pid, host): one at a time (engine/job/lock.py)
+    distillation.ckpt   stage 3's checkpoint (a long clip: one per window, and windows/ with
+                        the finished ones); stages 1–2 live in the adapter cache
+    reference_frames.png  the sampled reference frames, side by side
+    result/             the result (engine/outputs.py), complete once its manifest vouches for it
+
+Relative paths in job.json are relative to the job folder. Nothing in a job folder is written
+through a symbolic link.
 
 This module needs no torch (numpy for the sketch), so the Blender add-on writes jobs through
 it; results are read through engine/job/results.py.
@@ -18,13 +24,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+import shutil
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backbones import backbone_entry
 from ..errors import SketchAnimatorError
 from ..files import atomic_write_text
+from ..jsondata import JSONInputError, expect, read_json_file
 from ..priors import DEFAULT_PRIOR, check_prior_options, prior_entry
 from ..settings import (
     DEFAULT_NUM_FRAMES, DEFAULT_QUALITY, DEFAULT_WINDOW_OVERLAP, DISTILLATION_OPTIONS, MAX_POSES, MAX_WINDOW_FRAMES, MIN_FRAMES,
@@ -46,6 +54,10 @@ LOG_FILE = "engine.log"
 PROCESS_FILE = "process.json"
 CANCEL_FILE = "cancel"
 RESULT_DIR = "result"
+REFERENCE_STRIP = "reference_frames.png"
+CHECKPOINT = "distillation.ckpt"  # a long clip's windows: distillation-window###.ckpt
+WINDOWS_DIR = "windows"  # the finished windows of a long clip's stage 3
+MAX_JOB_BYTES = 16 * 2**20  # job.json holds settings (target-frames' targets live in their own file)
 
 # How the motion is made: the three diffusion stages, or the optical-flow preview (no model).
 METHODS = ("diffusion", "preview")
@@ -166,11 +178,59 @@ class JobSpec:
                 f"{source} was written by another version of Sketch Animator (job format {data.get('version')!r}, "
                 f"this engine reads {', '.join(map(str, READABLE_JOB_VERSIONS))}): start the job again from Blender or `python -m engine animate`"
             )
-        known = {f.name for f in fields(cls)}
+        known = {f.name: f for f in fields(cls)}
         try:
+            for name, value in data.items():
+                if name in known:
+                    expect(value, json_kinds(known[name].type), name)
             return cls(**{k: v for k, v in data.items() if k in known})
+        except JSONInputError as exc:
+            raise JobError(f"{source}: {exc}") from None
         except TypeError as exc:
             raise JobError(f"{source} is malformed ({exc})") from None
+
+
+def json_kinds(annotation: Any) -> str:
+    """A field's annotation ("int | None", "dict[str, Any]") as the JSON kinds `jsondata.expect` takes."""
+    kinds = {"str": "str", "int": "int", "float": "number", "bool": "bool", "dict": "object", "list": "list", "None": "null", "Any": ""}
+    parts = [part.strip().split("[")[0] for part in str(annotation).split("|")]
+    names = [kinds.get(part, "") for part in parts]
+    return "|".join(name for name in names if name) if all(names) else "bool|int|number|str|list|object|null"
+
+
+def job_differences(job_dir: str | os.PathLike, sketch: "Sketch", spec: JobSpec) -> list[str]:
+    """What differs between the job already in `job_dir` and this sketch and these settings,
+    one short "name: old → new" each (empty when they are the same job)."""
+    from ..vector.sketch import Sketch
+
+    job_dir = Path(job_dir)
+    old = relative_to_job(read_job_spec(job_dir), job_dir).to_dict()
+    new = relative_to_job(spec, job_dir).to_dict()
+    differences = [f"{name}: {shorten(old.get(name))} → {shorten(value)}" for name, value in new.items() if old.get(name) != value]
+    if Sketch.load_json(job_dir / SKETCH_FILE).to_dict() != sketch.to_dict():
+        differences.insert(0, "the sketch")
+    return differences
+
+
+def shorten(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def clear_job(job_dir: str | os.PathLike) -> None:
+    """Remove a job's state (settings, sketch, log, checkpoints, result) to start another job in its
+    folder; the adapter cache, which any job reuses, is elsewhere and stays."""
+    job_dir = Path(job_dir)
+    for name in (JOB_FILE, SKETCH_FILE, EVENTS_FILE, CANCEL_FILE, REFERENCE_STRIP):
+        (job_dir / name).unlink(missing_ok=True)
+    for path in [*job_dir.glob("distillation*.ckpt"), *job_dir.glob("distillation*.ckpt.prev")]:
+        path.unlink(missing_ok=True)
+    for folder in (RESULT_DIR, WINDOWS_DIR):
+        target = job_dir / folder
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
 
 
 def write_job(job_dir: str | os.PathLike, sketch: "Sketch", spec: JobSpec) -> Path:
@@ -188,8 +248,20 @@ def read_job(job_dir: str | os.PathLike) -> "tuple[Sketch, JobSpec]":
     """The job's sketch and settings."""
     from ..vector.sketch import Sketch
 
-    spec = read_job_spec(job_dir)
+    spec = relative_to_job(read_job_spec(job_dir), Path(job_dir))
     return Sketch.load_json(Path(job_dir) / SKETCH_FILE), spec
+
+
+def relative_to_job(spec: JobSpec, job_dir: Path) -> JobSpec:
+    """Relative paths in job.json are relative to the job folder, not to wherever the engine runs
+    (the video, the cache folder, and a model given as a local folder that exists there)."""
+    def inside(value: str | None) -> str | None:
+        return value if value is None or Path(value).is_absolute() else str(job_dir.resolve() / value)
+
+    model = spec.model
+    if model is not None and not Path(model).is_absolute() and (job_dir / model).is_dir():
+        model = inside(model)
+    return replace(spec, video=inside(spec.video), cache_dir=inside(spec.cache_dir), model=model)
 
 
 def read_job_spec(job_dir: str | os.PathLike) -> JobSpec:
@@ -197,7 +269,9 @@ def read_job_spec(job_dir: str | os.PathLike) -> JobSpec:
     if not path.is_file():
         raise JobError(f"{job_dir} is not a job folder (no job.json): create one with `python -m engine animate` or from Blender")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise JobError(f"{path} cannot be read ({exc}): start the job again") from None
+        data = read_json_file(path, str(path), max_bytes=MAX_JOB_BYTES)
+    except OSError as exc:
+        raise JobError(f"{path} cannot be read ({exc.strerror or exc}): start the job again") from None
+    except JSONInputError as exc:
+        raise JobError(f"{exc}: start the job again") from None
     return JobSpec.from_dict(data, str(path))

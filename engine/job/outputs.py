@@ -22,7 +22,6 @@ it are complete and come from one run.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 from contextlib import contextmanager
@@ -33,12 +32,12 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import SketchAnimatorError, SketchError
-from ..files import atomic_write_text
+from ..files import DISK_FULL, atomic_write_text, disk_full_detail, real_directory
 from ..media import writers as media
 from ..vector.draw import render_sketch_frames
 from ..vector.sketch import Sketch
 from ..vector.svg import save_svg_frames
-from .results import MANIFEST, MANIFEST_SCHEMA, MANIFEST_VERSION, RESULT_JSON
+from .results import MANIFEST, MANIFEST_SCHEMA, MANIFEST_VERSION, RESULT_JSON, file_sha256
 
 __all__ = [
     "ResultFiles",
@@ -302,8 +301,8 @@ def _reporting_write_errors(target: Path | str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            raise SketchAnimatorError(f"no space left on device while writing {target}: {FINISHED_STAGES_KEPT}") from None
+        if exc.errno in DISK_FULL:
+            raise SketchAnimatorError(f"{disk_full_detail(exc, target)}: {FINISHED_STAGES_KEPT}") from None
         raise SketchAnimatorError(
             f"cannot write {target} ({_reason(exc)}): check the folder's permissions, {FINISHED_STAGES_KEPT}"
         ) from None
@@ -318,13 +317,14 @@ def _write(path: Path, write: Callable[[Path], Any]) -> Path:
 def _forget_previous_result(out_dir: Path) -> None:
     """Create `out_dir` and remove an earlier run's manifest, which must not vouch for new files."""
     with _reporting_write_errors(out_dir / MANIFEST):
-        out_dir.mkdir(parents=True, exist_ok=True)
+        real_directory(out_dir)  # links inside a job are replaced, never written through
         (out_dir / MANIFEST).unlink(missing_ok=True)
 
 
 def _write_svg_frames(animated: Sketch, svg_dir: Path) -> list[Path]:
     """One SVG per frame; frames left over from a longer earlier run are removed."""
     with _reporting_write_errors(svg_dir / f"{SVG_STEM}_*.svg"):
+        real_directory(svg_dir)
         written = save_svg_frames(animated, svg_dir, stem=SVG_STEM)
         names = {path.name for path in written}
         for path in svg_dir.glob(f"{SVG_STEM}_*.svg"):
@@ -371,7 +371,7 @@ def _manifest(out_dir: Path, content: list[Path], animated: Sketch, fps: float, 
         "width": animated.width,
         "height": animated.height,
         "previews": previews,
-        "files": {path.relative_to(out_dir).as_posix(): path.stat().st_size for path in content},
+        "files": {path.relative_to(out_dir).as_posix(): {"size": path.stat().st_size, "sha256": file_sha256(path)} for path in content},
     }
 
 

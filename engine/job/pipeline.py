@@ -13,6 +13,7 @@ and the prior named in the job (a prior that needs no video model skips stages 1
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from dataclasses import replace
@@ -28,9 +29,10 @@ from ..settings import AppearanceSettings, DistillationSettings, MotionSettings,
 from ..vector.sketch import Sketch
 from .checkpoint import StopRequest
 from .events import EventLog, error_event
-from .folder import CANCEL_FILE, EVENTS_FILE, LOG_FILE, PREVIEW_SIZE, RESULT_DIR, JobSpec, read_job
+from .folder import CANCEL_FILE, CHECKPOINT, EVENTS_FILE, LOG_FILE, PREVIEW_SIZE, REFERENCE_STRIP, RESULT_DIR, WINDOWS_DIR, JobSpec, read_job
 from .outputs import ResultFiles, write_result
-from .results import is_result_complete
+from .lock import JobBusyError, JobLock, read_only_error
+from .results import MANIFEST, is_result_complete, result_damage
 from .windows import Window, check_time_budget, estimate_minutes, plan_windows
 
 if TYPE_CHECKING:
@@ -38,39 +40,63 @@ if TYPE_CHECKING:
 
 __all__ = ["previewed_motion", "run_job"]
 
-REFERENCE_STRIP = "reference_frames.png"
-CHECKPOINT = "distillation.ckpt"
-WINDOWS_DIR = "windows"  # the finished windows of a long clip's stage 3
 
 
-def run_job(job_dir: str | os.PathLike, show_bar: bool | None = None) -> Path:
+def run_job(job_dir: str | os.PathLike, show_bar: bool | None = None, wait: bool = False) -> Path:
     """Run or resume a job; returns its result folder. Errors are also written as events.
 
-    Every failure ends the log with an "error" event, so a watcher (the Blender add-on) never
-    has to guess: a `SketchAnimatorError` with its one-line message, anything else with its
-    class name and first line (the traceback goes to stderr, i.e. the job's engine.log).
+    A finished job is reported without writing anything (a read-only folder is fine). Otherwise
+    the job's lock is taken first (engine/job/lock.py: another process running the job is
+    refused in one line, or waited for with `wait`), then everything, reading the job itself
+    included, ends the log with an "error" event if it fails: a `SketchAnimatorError` with its
+    one-line message, anything else with its class name and first line (the traceback goes to
+    stderr, i.e. the job's engine.log). A result whose files no longer match its manifest is
+    recomputed from the last finished stage, with a warning.
     """
     job_dir = Path(job_dir)
-    sketch, spec = read_job(job_dir)
     events = EventLog(job_dir / EVENTS_FILE)
     result_dir = job_dir / RESULT_DIR
     if is_result_complete(result_dir):
-        events.emit("done", result=str(result_dir), resumed=True)
+        report_finished(events, result_dir)
         return result_dir
     try:
-        with StopRequest(cancel_file=job_dir / CANCEL_FILE) as stop:
-            if spec.method == "preview":
-                files = run_preview(job_dir, sketch, spec, events)
-            else:
-                files = run_stages(job_dir, sketch, spec, events, stop, show_bar)
+        with JobLock(job_dir, wait=wait):
+            if is_result_complete(result_dir):  # finished by the process this one waited for, which said so
+                return result_dir
+            sketch, spec = read_job(job_dir)
+            damage = result_damage(result_dir)
+            if (result_dir / MANIFEST).exists():
+                events.warning(f"the result in {result_dir} is damaged ({damage}): computing it again from the last finished stage")
+            with StopRequest(cancel_file=job_dir / CANCEL_FILE) as stop:
+                if spec.method == "preview":
+                    files = run_preview(job_dir, sketch, spec, events)
+                else:
+                    files = run_stages(job_dir, sketch, spec, events, stop, show_bar)
+            events.emit("done", result=str(files.out_dir))
+            return files.out_dir
+    except JobBusyError:
+        raise  # the job is another process's: its log is not this one's to end
     except SketchAnimatorError as exc:
         error_event(events, exc)
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            error = read_only_error(job_dir)
+            error_event(events, error)
+            raise error from None
+        error_event(events, exc, where=LOG_FILE)
         raise
     except Exception as exc:
         error_event(events, exc, where=LOG_FILE)
         raise
-    events.emit("done", result=str(files.out_dir))
-    return files.out_dir
+
+
+def report_finished(events: EventLog, result_dir: Path) -> None:
+    """Say the job is done (once more); a folder that cannot be written to still has its result."""
+    try:
+        events.emit("done", result=str(result_dir), resumed=True)
+    except (OSError, SketchAnimatorError):
+        pass
 
 
 def run_preview(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog) -> ResultFiles:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +38,44 @@ def save_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> P
 
 
 def save_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> Path:
-    """Save `(F, H, W, 3)` uint8 frames as H.264 MP4 (imageio's bundled ffmpeg; no system ffmpeg)."""
-    import imageio.v2 as imageio
+    """Save `(F, H, W, 3)` uint8 frames as H.264 MP4, with the ffmpeg that ships with imageio-ffmpeg.
 
+    ffmpeg is run here rather than through imageio's writer, which leaves ffmpeg's own lines
+    on the terminal and ignores its exit status (a full disk gave a truncated file and
+    success): its status and its error output are checked, and a failure removes the file.
+    """
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:  # yuv420p needs even sizes
         frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    return atomic_write(path, lambda tmp: encode_h264(frames, tmp, fps))
 
-    def write(tmp: str) -> None:
-        with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=1) as writer:
-            for frame in frames:
-                writer.append_data(frame)
 
-    return atomic_write(path, write)
+def encode_h264(frames: np.ndarray, target: str, fps: float) -> None:
+    """Pipe raw RGB frames through ffmpeg into `target`; an OSError (ENOSPC for a full disk) on failure."""
+    import imageio_ffmpeg
+
+    height, width = frames.shape[1:3]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", target,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for frame in frames:
+            process.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+    except BrokenPipeError:
+        pass  # ffmpeg stopped early: its status and message say why
+    finally:
+        try:
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+    message = process.stderr.read().decode("utf-8", "replace").strip()
+    status = process.wait()
+    if status != 0 or message:
+        last = message.splitlines()[-1] if message else f"exit status {status}"
+        code = errno.ENOSPC if "No space left" in message else errno.EIO
+        raise OSError(code, f"ffmpeg could not write the video ({last})")
 
 
 def save_frames(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -> Path:
@@ -61,6 +88,8 @@ def save_frames(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0) -
             return save_gif(frames, path, fps)
         if suffix == ".mp4":
             return save_mp4(frames, path, fps)
+    except SketchAnimatorError:
+        raise
     except OSError as exc:
         raise SketchAnimatorError(f"cannot write {path}: {exc.strerror or exc}") from None
     raise SketchAnimatorError(f"{path}: unknown output format {suffix!r}; use .png, .gif or .mp4")

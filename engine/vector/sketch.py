@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import SketchError
+from ..jsondata import JSONInputError, expect, read_json_file
 from ..files import atomic_write_text
 
 SCHEMA = "sketch-animator/sketch"
@@ -256,15 +257,17 @@ class Sketch:
                 f"{', '.join(map(str, READABLE_VERSIONS))}: re-export it with a matching Sketch Animator"
             )
         try:
-            paths = [path_from_dict(p) for p in data["paths"]]
-            frames = data.get("frames")
+            paths = [path_from_dict(p, f"paths[{i}]") for i, p in enumerate(expect(data.get("paths"), "list", "paths"))]
+            frames = expect(data.get("frames"), "list|null", "frames")
             sketch = cls(
                 paths=paths,
-                width=int(data.get("width", DEFAULT_CANVAS)),
-                height=int(data.get("height", DEFAULT_CANVAS)),
+                width=expect(data.get("width", DEFAULT_CANVAS), "int", "width"),
+                height=expect(data.get("height", DEFAULT_CANVAS), "int", "height"),
                 frames=None if frames is None else np.asarray(frames, dtype=np.float64),
-                metadata=dict(data.get("metadata") or {}),
+                metadata=dict(expect(data.get("metadata") or {}, "object", "metadata")),
             )
+        except JSONInputError as exc:
+            raise SketchError(f"{source}: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise SketchError(f"{source} is malformed ({type(exc).__name__}: {exc})") from None
         return sketch.validate()
@@ -278,15 +281,11 @@ class Sketch:
     def load_json(cls, path: str | os.PathLike) -> "Sketch":
         path = FilePath(path)
         try:
-            size = path.stat().st_size
+            data = read_json_file(path, str(path), max_bytes=MAX_JSON_BYTES)
         except OSError as exc:
             raise SketchError(f"cannot read {path}: {exc.strerror}") from None
-        if size > MAX_JSON_BYTES:
-            raise SketchError(f"{path} is {size / 2**20:.0f} MB; a sketch JSON may be at most {MAX_JSON_BYTES >> 20} MB")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SketchError(f"{path} is not valid JSON ({exc})") from None
+        except JSONInputError as exc:
+            raise SketchError(str(exc)) from None
         return cls.from_dict(data, source=str(path))
 
 
@@ -310,19 +309,26 @@ def path_to_dict(p: Path) -> dict[str, Any]:
     return data
 
 
-def path_from_dict(p: dict[str, Any]) -> Path:
-    """A path of sketch format 1 or 2 (format 1 has uniform widths and round caps, which are the defaults)."""
-    widths = p.get("half_widths")
+def path_from_dict(p: Any, where: str = "path") -> Path:
+    """A path of sketch format 1 or 2 (format 1 has uniform widths and round caps, which are the
+    defaults); each field's JSON type is checked and a wrong one named (`"closed": "false"` is not true)."""
+    expect(p, "object", where)
+    points = expect(p.get("points"), "list", f"{where}.points")
+    widths = expect(p.get("half_widths"), "list|null", f"{where}.half_widths")
+    color = expect(p.get("color", [0.0, 0.0, 0.0]), "list", f"{where}.color")
+    for name, values in (("points", [c for point in points for c in expect(point, "list", f"{where}.points[]")]), ("color", color), ("half_widths", widths or [])):
+        for value in values:
+            expect(value, "number", f"{where}.{name}[]")
     return Path(
-        points=np.asarray(p["points"], dtype=np.float64),
-        closed=p.get("closed", False),
-        half_width=p.get("half_width", 1.5),
-        color=tuple(p.get("color", (0.0, 0.0, 0.0))),
-        opacity=p.get("opacity", 1.0),
+        points=np.asarray(points, dtype=np.float64),
+        closed=expect(p.get("closed", False), "bool", f"{where}.closed"),
+        half_width=float(expect(p.get("half_width", 1.5), "number", f"{where}.half_width")),
+        color=tuple(float(c) for c in color),
+        opacity=float(expect(p.get("opacity", 1.0), "number", f"{where}.opacity")),
         half_widths=None if widths is None else np.asarray(widths, dtype=np.float64),
-        start_cap=p.get("start_cap", "round"),
-        end_cap=p.get("end_cap", "round"),
-        pinned=p.get("pinned", False),
+        start_cap=expect(p.get("start_cap", "round"), "str", f"{where}.start_cap"),
+        end_cap=expect(p.get("end_cap", "round"), "str", f"{where}.end_cap"),
+        pinned=expect(p.get("pinned", False), "bool", f"{where}.pinned"),
     )
 
 

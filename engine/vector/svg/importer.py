@@ -17,7 +17,7 @@ import numpy as np
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
-from ...errors import SketchError, SVGError
+from ...errors import SketchAnimatorWarning, SketchError, SVGError
 from ..sketch import DEFAULT_CANVAS, MAX_PATHS, MAX_POINTS, Path, Sketch, check_canvas
 from .outline import _SHAPES, _Outline
 from .style import _STYLE_FIELDS, _declared_properties, _has_css_rules, _parse_property, _Style
@@ -32,7 +32,7 @@ MAX_SVG_ELEMENTS = 10 * MAX_PATHS  # parsed elements plus the copies `<use>` mak
 MAX_NESTING = 128  # group depth, including what <use> adds
 
 
-class SVGImportWarning(UserWarning):
+class SVGImportWarning(SketchAnimatorWarning):
     """Part of an SVG was imported approximately (a fill as an outline, a gradient as black)."""
 
 
