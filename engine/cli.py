@@ -8,6 +8,7 @@ failed command never leaves a partial file behind.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true", help="if another process runs this job, wait for it instead of refusing")
     run.set_defaults(handler=run_job_folder)
 
+    add_batch_command(commands)
     add_cache_commands(commands)
     add_metrics_commands(commands)
     add_preview_command(commands)
@@ -172,6 +174,53 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default=None, help="hub id or folder (default: ModelScope T2V if downloaded, else the embedded tiny model)")
     demo.set_defaults(handler=run_demo)
     return parser
+
+
+# --------------------------------------------------------------------------- batch
+def add_batch_command(subparsers: Any) -> None:
+    batch = subparsers.add_parser(
+        "batch",
+        help="animate many sketches with many motions as one graph on Ray (each motion learned once)",
+        description="Run a plan (TOML or JSON: sketches, motions, which sketch gets which) or job folders as one batch on Ray: "
+        "each distinct motion is learned once, each sketch's appearance once, and each pair's stage 3 starts as soon as both exist. "
+        "A local Ray starts inside the command unless --address names a cluster. Running a batch again continues it.",
+    )
+    batch.add_argument("plan", type=Path, nargs="?", help="the plan file (.toml or .json); see the README for its layout")
+    batch.add_argument("--job", type=Path, action="append", default=[], metavar="DIR", help="a job folder to run as it is (repeat for more; instead of or besides a plan)")
+    batch.add_argument("--address", default=None, help="a Ray cluster to run on (e.g. ray://gpu-host:10001 or gpu-host:6379); default: a local Ray in this command")
+    batch.add_argument("--workers", type=int, default=None, help="with the local Ray: jobs run at once (default: one per CPU core)")
+    batch.add_argument("--restart", action="store_true", help="start over the plan's job folders that hold other settings (learned adapters stay in the cache)")
+    batch.add_argument("--ship", action="store_true", help="send every job's files to its worker and its result back, even where a worker could read the folder")
+    batch.set_defaults(handler=run_batch_command)
+
+
+def run_batch_command(args: argparse.Namespace) -> None:
+    from .batch.plan import PlanError, jobs_from_folders, load_plan
+    from .batch.runner import BatchError, run_batch
+
+    if args.plan is None and not args.job:
+        raise PlanError("nothing to run: give a plan file, or job folders with --job DIR")
+    if args.workers is not None and args.workers < 1:
+        raise PlanError(f"--workers {args.workers}: use 1 or more")
+    jobs, log_dir = [], None
+    if args.plan is not None:
+        log_dir, jobs = load_plan(args.plan, restart=args.restart)
+    jobs += jobs_from_folders(args.job)
+    log_dir = log_dir or jobs[0].folder.parent
+    signal.signal(signal.SIGTERM, stop_on_sigterm)  # a cancelled batch stops its local Ray; the jobs keep their checkpoints
+    report = run_batch(jobs, log_dir, address=args.address, workers=args.workers, ship=args.ship)
+    for name in report.done:
+        print(f"done: {name}: {next(j.folder for j in jobs if j.name == name) / 'result'}")
+    if report.already:
+        print(f"{len(report.already)} of {len(jobs)} jobs were already finished")
+    for name, message in report.failed.items():
+        print(f"failed: {name}: {message}", file=sys.stderr)
+    if report.failed:
+        raise BatchError(f"{len(report.failed)} of {len(jobs)} jobs failed ({', '.join(report.failed)}); the others are done: fix them and run the batch again")
+
+
+def stop_on_sigterm(*_: Any) -> None:
+    raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------- cache

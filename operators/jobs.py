@@ -116,7 +116,9 @@ CHECKED_PYTHONS: set[str] = set()  # engine Pythons found complete in this sessi
 
 def check_engine_setting(prefs: Preferences) -> None:
     """Refuse a missing engine Python, or one that lacks the engine's packages (checked once per
-    session: a fraction of a second, no torch import)."""
+    session: a fraction of a second, no torch import), and a Ray cluster chosen without its address."""
+    if prefs.run_on == "RAY" and not prefs.ray_address.strip():
+        raise UserError("jobs are set to run on a Ray cluster, but its address is empty: set it in the add-on preferences (or choose This machine)")
     python = prefs.engine_python
     if not python:
         raise UserError("no engine Python is set: open Preferences → Add-ons → Sketch Animator and set or create one")
@@ -135,8 +137,32 @@ def start_animation(ob: Any, context: Any, method: str = "diffusion") -> Tracked
 
     The object's strokes are only read. Raises UserError with a one-line message.
     """
-    settings = ob.sketch_animator
     prefs = preferences(context)
+    sketch, spec = job_inputs(ob, context, prefs, method)
+    folder = write_object_job(ob, sketch, spec, prefs)
+    return launch([folder], prefs)[0]
+
+
+def start_batch(objects: list[Any], context: Any) -> list[TrackedJob]:
+    """What Animate selected does: every object's job from its own panel settings, all checked
+    before any is written, then run as one batch (engine/batch/), so a motion or an appearance
+    they share is learned once. Each object's panel follows its own job."""
+    if not objects:
+        raise UserError("no Grease Pencil object is selected: select the sketches to animate")
+    prefs = preferences(context)
+    inputs = []
+    for ob in objects:
+        try:
+            inputs.append(job_inputs(ob, context, prefs, "diffusion"))
+        except UserError as exc:
+            raise UserError(f"'{ob.name}': {exc}") from None
+    folders = [write_object_job(ob, sketch, spec, prefs) for ob, (sketch, spec) in zip(objects, inputs)]
+    return launch(folders, prefs, batch=True)
+
+
+def job_inputs(ob: Any, context: Any, prefs: Preferences, method: str) -> tuple[Any, JobSpec]:
+    """The object's sketch (its strokes are only read) and job settings, checked."""
+    settings = ob.sketch_animator
     current = tracked(settings.job_dir)
     if current is not None and current.watcher.poll().is_active:
         raise UserError(f"'{ob.name}' is already being animated: wait for it or press Cancel")
@@ -150,32 +176,42 @@ def start_animation(ob: Any, context: Any, method: str = "diffusion") -> Tracked
         )  # fmt: skip
     except (gp_io.GreasePencilInputError, SketchAnimatorError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    spec = job_spec(settings, prefs, method)
+    return sketch, job_spec(settings, prefs, method)
+
+
+def write_object_job(ob: Any, sketch: Any, spec: JobSpec, prefs: Preferences) -> Path:
     folder = job_folder_for(ob, prefs)
     try:
         write_job(folder, sketch, spec)
     except OSError as exc:
         raise UserError(f"cannot write the job folder {folder} ({exc.strerror or exc}): save the .blend somewhere writable or set a cache folder") from None
-    settings.job_dir = str(folder)
-    settings.last_error = ""
-    return launch(folder, prefs)
+    ob.sketch_animator.job_dir = str(folder)
+    ob.sketch_animator.last_error = ""
+    return folder
 
 
-def launch(folder: Path | str, prefs: Preferences) -> TrackedJob:
-    """Start (or resume) the engine on a job folder and follow it."""
+def launch(folders: list[Path | str], prefs: Preferences, batch: bool = False) -> list[TrackedJob]:
+    """Start (or resume) the engine on job folders and follow them: one job alone on this machine,
+    several (or any, with a Ray cluster chosen in the preferences) as one batch on Ray."""
     try:
-        process = jobclient.start_job(folder, prefs.engine_python, EXTENSION_ROOT)
+        if batch or prefs.cluster or len(folders) > 1:
+            process = jobclient.start_batch(folders, prefs.engine_python, EXTENSION_ROOT, prefs.cluster)
+        else:
+            process = jobclient.start_job(folders[0], prefs.engine_python, EXTENSION_ROOT)
     except SketchAnimatorError as exc:
         raise UserError(str(exc)) from None
-    key = str(Path(folder).resolve())
-    job = JOBS.get(key)
-    if job is None:
-        job = JOBS[key] = TrackedJob(jobclient.JobWatcher(key, process))
-    else:
-        job.watcher.attach(process)
-        job.reported = ""
+    started = []
+    for folder in folders:
+        key = str(Path(folder).resolve())
+        job = JOBS.get(key)
+        if job is None:
+            job = JOBS[key] = TrackedJob(jobclient.JobWatcher(key, process))
+        else:
+            job.watcher.attach(process)
+            job.reported = ""
+        started.append(job)
     ensure_timer()
-    return job
+    return started
 
 
 def resume(ob: Any, context: Any) -> TrackedJob:
@@ -188,7 +224,7 @@ def resume(ob: Any, context: Any) -> TrackedJob:
     prefs = preferences(context)
     check_engine_setting(prefs)
     settings.last_error = ""
-    return launch(job.watcher.job_dir, prefs)
+    return launch([job.watcher.job_dir], prefs)[0]
 
 
 def cancel(ob: Any) -> bool:
@@ -276,6 +312,23 @@ def reattach_after_load(*_args: Any) -> None:
 
 
 # --------------------------------------------------------------------------- applying
+def apply_all(context: Any) -> tuple[list[str], dict[str, str]]:
+    """Apply every finished job of the scene's Grease Pencil objects; returns the objects applied
+    and, for those that could not be, why (one line each). Unfinished jobs are left alone."""
+    applied, refused = [], {}
+    for ob in context.scene.objects:
+        settings = getattr(ob, "sketch_animator", None)
+        job = tracked(settings.job_dir) if settings is not None and gp_io.is_grease_pencil(ob) else None
+        if job is None or job.watcher.poll().state != jobclient.DONE:
+            continue
+        try:
+            apply_result(ob, context)
+            applied.append(ob.name)
+        except UserError as exc:
+            refused[ob.name] = str(exc)
+    return applied, refused
+
+
 def apply_result(ob: Any, context: Any) -> Any:
     """Write the finished result of the object's job as the layer "<layer> animated", timed as the panel says."""
     settings = ob.sketch_animator

@@ -86,6 +86,52 @@ class SKETCH_ANIMATOR_OT_preview_motion(StartJobOperator, bpy.types.Operator):
     method = "preview"
 
 
+def selected_grease_pencil(context: Any) -> list[Any]:
+    return [ob for ob in context.selected_objects if gp_io.is_grease_pencil(ob)]
+
+
+class SKETCH_ANIMATOR_OT_animate_selected(bpy.types.Operator):
+    """Animate every selected Grease Pencil object, each with its own panel settings, as one batch: a motion or a sketch they share is learned once"""
+
+    bl_idname = f"{PREFIX}.animate_selected"
+    bl_label = "Animate Selected"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if not selected_grease_pencil(context):
+            cls.poll_message_set("Select Grease Pencil objects")
+            return False
+        return True
+
+    def execute(self, context: Any) -> set[str]:
+        objects = selected_grease_pencil(context)
+        try:
+            started = jobs.start_batch(objects, context)
+        except jobs.UserError as exc:
+            return _fail(self, None, str(exc))
+        self.report({"INFO"}, f"Sketch Animator: started a batch of {len(started)} jobs ({', '.join(ob.name for ob in objects)})")
+        return {"FINISHED"}
+
+
+class SKETCH_ANIMATOR_OT_apply_all(bpy.types.Operator):
+    """Apply the finished animation of every Grease Pencil object in the scene (unfinished jobs are left alone)"""
+
+    bl_idname = f"{PREFIX}.apply_all"
+    bl_label = "Apply All"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: Any) -> set[str]:
+        applied, refused = jobs.apply_all(context)
+        for name, message in refused.items():
+            self.report({"WARNING"}, f"'{name}': {message}")
+        if not applied:
+            self.report({"WARNING"}, "No object of this scene has a finished job to apply")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Sketch Animator: applied {len(applied)} animations ({', '.join(applied)})")
+        return {"FINISHED"}
+
+
 class SKETCH_ANIMATOR_OT_cancel(GreasePencilOperator, bpy.types.Operator):
     """Stop the running job; what is finished is kept and Resume continues it"""
 
@@ -297,6 +343,8 @@ def import_menu(self: Any, context: Any) -> None:
 CLASSES = (
     SKETCH_ANIMATOR_OT_animate,
     SKETCH_ANIMATOR_OT_preview_motion,
+    SKETCH_ANIMATOR_OT_animate_selected,
+    SKETCH_ANIMATOR_OT_apply_all,
     SKETCH_ANIMATOR_OT_cancel,
     SKETCH_ANIMATOR_OT_resume,
     SKETCH_ANIMATOR_OT_apply,

@@ -153,6 +153,13 @@ class Preferences:
     device: str = "auto"
     cache_dir: str = ""
     default_quality: str = DEFAULT_QUALITY_ITEM
+    run_on: str = "LOCAL"  # "LOCAL": this machine; "RAY": the Ray cluster at ray_address
+    ray_address: str = ""
+
+    @property
+    def cluster(self) -> str | None:
+        """The Ray cluster jobs go to, or None for this machine."""
+        return self.ray_address.strip() or None if self.run_on == "RAY" else None
 
 
 def preferences(context: Any = None) -> Preferences:
@@ -167,6 +174,8 @@ def preferences(context: Any = None) -> Preferences:
         device=prefs.device,
         cache_dir=bpy.path.abspath(prefs.cache_dir) if prefs.cache_dir else "",
         default_quality=prefs.default_quality,
+        run_on=prefs.run_on,
+        ray_address=prefs.ray_address,
     )
 
 

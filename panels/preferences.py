@@ -31,6 +31,16 @@ class SketchAnimatorPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
     )
     default_quality: EnumProperty(name="Default quality", items=QUALITY_ITEMS, default=DEFAULT_QUALITY_ITEM)
+    run_on: EnumProperty(
+        name="Run jobs on",
+        items=[("LOCAL", "This machine", "The engine runs here; Animate selected runs its jobs as one batch on a local Ray"),
+               ("RAY", "Ray cluster", "Jobs run on the Ray cluster at the address below (e.g. GPU machines started with `ray start`)")],
+        default="LOCAL",
+    )  # fmt: skip
+    ray_address: StringProperty(
+        name="Ray address",
+        description="The cluster's address, as `ray start --head` printed it (e.g. 192.168.1.20:6379, or ray://host:10001 through Ray Client)",
+    )
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -52,6 +62,10 @@ class SketchAnimatorPreferences(bpy.types.AddonPreferences):
         box.prop(self, "device")
         layout.prop(self, "cache_dir")
         layout.prop(self, "default_quality")
+        box = layout.box()
+        box.prop(self, "run_on")
+        if self.run_on == "RAY":
+            box.prop(self, "ray_address")
 
 
 def _task_line(name: str, label: str) -> str | None:

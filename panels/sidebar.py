@@ -59,6 +59,9 @@ class VIEW3D_PT_sketch_animator(bpy.types.Panel):
         sub = row.row(align=True)
         sub.enabled = status is not None and status.state == jobclient.DONE
         sub.operator(ops.SKETCH_ANIMATOR_OT_apply.bl_idname, icon="CHECKMARK")
+        row = layout.row(align=True)  # many sketches at once: one batch, a motion or sketch they share learned once
+        row.operator(ops.SKETCH_ANIMATOR_OT_animate_selected.bl_idname, icon="OUTLINER_OB_GREASEPENCIL")
+        row.operator(ops.SKETCH_ANIMATOR_OT_apply_all.bl_idname, icon="CHECKBOX_HLT")
         draw_status(layout, settings, status)
 
 

@@ -557,6 +557,40 @@ def scenario_preview_motion():
     }
 
 
+def scenario_animate_selected():
+    """Animate Selected on two objects: one batch on a local Ray (a shared motion learned once), each
+    panel following its own job, then Apply All applies both."""
+    enable()
+    jobs = ext("operators.jobs")
+    bpy.ops.wm.save_as_mainfile(filepath=ARGS["blend"])
+    first = prepare_job_object(frames=4, steps=(1, 1, 2))
+    second = prepare_job_object(frames=4, steps=(1, 1, 2), transformed=False)
+    second.sketch_animator.subject_prompt = "Another doodle."
+    for ob in bpy.context.view_layer.objects:
+        ob.select_set(ob in (first, second))
+    bpy.context.view_layer.objects.active = first
+    started = bpy.ops.sketch_animator.animate_selected()
+    followed = [jobs.tracked(ob.sketch_animator.job_dir) for ob in (first, second)]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and any(job.watcher.status.is_active or job.watcher.status.state == "new" for job in followed):
+        jobs.poll_jobs()
+        time.sleep(0.2)
+    records = [json.load(open(os.path.join(ob.sketch_animator.job_dir, "process.json"))) for ob in (first, second)]
+    applied = bpy.ops.sketch_animator.apply_all()
+    batch_log = os.path.join(os.path.dirname(first.sketch_animator.job_dir), "batch.jsonl")
+    stage_tasks = [e["stage"] for e in map(json.loads, open(batch_log)) if e["kind"] == "stage_task"]
+    return {
+        "started": sorted(started),
+        "states": [job.watcher.status.state for job in followed],
+        "errors": [job.watcher.status.error for job in followed],
+        "one_process": len({r["pid"] for r in records}) == 1 and all(r.get("batch") for r in records),
+        "applied": sorted(applied),
+        "keyframes": [sorted(read_layer(ob, ob.data.layers["Lines animated"])) for ob in (first, second)],
+        "stage_tasks": sorted(stage_tasks),
+        "subjects": [ext("engine.job.results").read_result(os.path.join(ob.sketch_animator.job_dir, "result")).metadata["subject_prompt"] for ob in (first, second)],
+    }
+
+
 def scenario_object_renamed_and_deleted():
     """Renaming the object while its job runs keeps the job with it; deleting it leaves the result on disk."""
     enable()

@@ -92,8 +92,8 @@ def test_zip_installs_enables_registers_and_unregisters(blender) -> None:
     assert report["result"] == ["FINISHED"]
     assert report["installed_at"] == str(Path("extensions") / "user_default" / "sketch_animator")
     expected = [
-        "animate", "apply", "cancel", "check_engine", "create_engine", "download_model", "import_svg", "open_log", "pin_layer", "pin_strokes",
-        "preview_motion", "resume",
+        "animate", "animate_selected", "apply", "apply_all", "cancel", "check_engine", "create_engine", "download_model", "import_svg", "open_log",
+        "pin_layer", "pin_strokes", "preview_motion", "resume",
     ]  # fmt: skip
     assert report["ops"] == expected and report["ops_after_reenable"] == expected
     assert all(report["registered"].values()), report["registered"]
@@ -186,6 +186,15 @@ def test_preview_motion_button_applies_like_a_full_result(blender) -> None:
     assert r["applied"] == ["FINISHED"] and r["result_kind"] == "preview"
     assert r["keyframes"] == list(range(10, 16)) and r["strokes_per_frame"] == [3] * 6
     assert r["moved_world_units"] > 0.05  # the block moves right by half the frame
+
+
+def test_animate_selected_runs_one_batch_on_local_ray_and_apply_all_applies_both(blender) -> None:
+    r = blender.run("animate_selected", blend=str(blender.user_dir.parent / "batch.blend"))
+    assert r["started"] == ["FINISHED"] and r["states"] == ["done", "done"], r
+    assert r["one_process"] and r["applied"] == ["FINISHED"]
+    assert r["keyframes"] == [[10, 11, 12, 13], [10, 11, 12, 13]]
+    assert r["stage_tasks"] == ["appearance", "appearance", "motion"]  # the motion both share was learned once
+    assert r["subjects"] == ["A doodle.", "Another doodle."]  # each object's own panel settings
 
 
 def test_object_renamed_or_deleted_while_its_job_runs(blender) -> None:

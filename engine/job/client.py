@@ -14,7 +14,8 @@ inside Blender and in the tests (where Blender's timers do not fire: they call `
   cancelled, or stopped (the process is gone without a last word: killed, crashed).
 * `JobWatcher.cancel()` writes the cancel file and sends SIGTERM to the process group; a
   later `poll()` sends SIGKILL once the grace period is over. What is finished stays on
-  disk: starting the job again resumes it.
+  disk: starting the job again resumes it. A job run by a batch (`start_batch`, several
+  jobs in one `python -m engine batch` process) is cancelled by its cancel file alone.
 """
 
 from __future__ import annotations
@@ -164,6 +165,47 @@ def start_job(
     return process
 
 
+def batch_command(python: str | os.PathLike, job_dirs: Sequence[str | os.PathLike], address: str | None = None) -> list[str]:
+    """The argument list that runs several job folders as one batch on Ray (engine/batch/); every
+    folder is in it, so each job's watcher recognises the batch as its process."""
+    command = [os.fspath(python), "-m", "engine", "batch"]
+    for folder in job_dirs:
+        command += ["--job", os.fspath(Path(folder).resolve())]
+    return command + (["--address", address] if address else [])
+
+
+def start_batch(
+    job_dirs: Sequence[str | os.PathLike], python: str | os.PathLike, engine_root: str | os.PathLike, address: str | None = None,
+) -> subprocess.Popen:  # fmt: skip
+    """Start (or resume) several jobs as one batch process: each motion and appearance they share
+    is learned once. Its output goes to `batch.log` beside the first job; each job folder records
+    the batch as its process (with "batch": true, so a Cancel stops that job alone)."""
+    folders = [Path(f).resolve() for f in job_dirs]
+    for folder in folders:
+        if not (folder / JOB_FILE).is_file():
+            raise JobStartError(f"{folder} is not a job folder (no {JOB_FILE}): press Animate to create one")
+        (folder / CANCEL_FILE).unlink(missing_ok=True)
+    python = Path(python)
+    if not python.is_file():
+        raise JobStartError(f"engine Python {python} does not exist: set it in the add-on preferences (or create one there)")
+    command = batch_command(python, folders, address)
+    log_path = folders[0].parent / "batch.log"
+    with open(log_path, "ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
+        log.flush()
+        try:
+            process = subprocess.Popen(
+                command, cwd=folders[0].parent, env=engine_environment(engine_root), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, **_new_process_group(),
+            )  # fmt: skip
+        except OSError as exc:
+            raise JobStartError(f"cannot start the engine with {python}: {exc.strerror or exc}") from None
+    record = {"pid": process.pid, "command": command, "started": time.time(), "batch": True, "log": str(log_path)}
+    for folder in folders:
+        atomic_write_text(folder / PROCESS_FILE, json.dumps(record))
+    return process
+
+
 def _new_process_group() -> dict[str, Any]:
     if os.name == "nt":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
@@ -189,7 +231,9 @@ class JobWatcher:
 
     @property
     def log_path(self) -> Path:
-        return self.job_dir / LOG_FILE
+        """The job's engine.log, or the batch's log when a batch runs it."""
+        log = self.process_record().get("log")
+        return Path(log) if isinstance(log, str) else self.job_dir / LOG_FILE
 
     @property
     def result_dir(self) -> Path:
@@ -317,6 +361,8 @@ class JobWatcher:
         self.cancel_grace_s = grace_s
         if not self.process_alive():
             return False
+        if self.process_record().get("batch"):
+            return True  # one job of a batch: it stops at its next step (or when it would start), the others go on
         self.cancel_requested_at = time.monotonic()
         _signal_group(self._pid(), signal.SIGTERM)
         return True

@@ -38,10 +38,10 @@ def read_only_error(job_dir: Path) -> ReadOnlyJobError:
     )
 
 
-def lock_holder(job_dir: str | os.PathLike) -> dict[str, Any] | None:
+def lock_holder(job_dir: str | os.PathLike, file_name: str = LOCK_FILE) -> dict[str, Any] | None:
     """Who holds the job's lock (pid, host, started), or None."""
     try:
-        data = json.loads((Path(job_dir) / LOCK_FILE).read_text(encoding="utf-8"))
+        data = json.loads((Path(job_dir) / file_name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else {}
@@ -77,9 +77,9 @@ def is_stale(holder: dict[str, Any] | None) -> bool:
 class JobLock:
     """`with JobLock(job_dir, wait=False):` — hold the job folder, or raise JobBusyError (one line)."""
 
-    def __init__(self, job_dir: str | os.PathLike, wait: bool = False, timeout_s: float | None = None) -> None:
+    def __init__(self, job_dir: str | os.PathLike, wait: bool = False, timeout_s: float | None = None, file_name: str = LOCK_FILE) -> None:
         self.job_dir = Path(job_dir)
-        self.path = self.job_dir / LOCK_FILE
+        self.path = self.job_dir / file_name  # another name: one thing in a folder (a cache key) rather than the folder
         self.wait = wait
         self.timeout_s = timeout_s
         self.held = False
@@ -87,9 +87,9 @@ class JobLock:
     def __enter__(self) -> "JobLock":
         started = time.monotonic()
         while not self.try_acquire():
-            holder = lock_holder(self.job_dir)
+            holder = lock_holder(self.job_dir, self.path.name)
             if is_stale(holder):
-                if lock_holder(self.job_dir) == holder:  # still the dead one's (not a contender's new lock)
+                if lock_holder(self.job_dir, self.path.name) == holder:  # still the dead one's (not a contender's new lock)
                     self.path.unlink(missing_ok=True)  # taken over: of two contenders, one creates it next
                 continue
             if not self.wait or (self.timeout_s is not None and time.monotonic() - started > self.timeout_s):
@@ -119,6 +119,6 @@ class JobLock:
         return True
 
     def __exit__(self, *_: Any) -> None:
-        if self.held and (lock_holder(self.job_dir) or {}).get("pid") == os.getpid():
+        if self.held and (lock_holder(self.job_dir, self.path.name) or {}).get("pid") == os.getpid():
             self.path.unlink(missing_ok=True)
         self.held = False

@@ -38,7 +38,7 @@ from .windows import Window, check_time_budget, estimate_minutes, plan_windows
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["previewed_motion", "run_job"]
+__all__ = ["learn_shared_stage", "previewed_motion", "run_job"]
 
 
 
@@ -118,8 +118,7 @@ def run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, s
     entry = prior_entry(spec.prior)
     appearance_steps, motion_steps, distillation_steps = spec.stage_steps()
     num_poses = spec.num_poses()
-    native = native_window(spec) if entry.uses_backbone else num_poses
-    windows = plan_windows(num_poses, spec.window or native, min(spec.window_overlap, (spec.window or native) - 1))
+    windows = job_windows(spec, num_poses, entry.uses_backbone)
     minutes = estimate_minutes(windows, (appearance_steps, motion_steps, distillation_steps), square(spec.resolution), spec.device, entry.uses_backbone)
     check_time_budget(minutes, spec.max_minutes, windows)
     stage_steps = {"appearance": appearance_steps, "motion": motion_steps * len(windows)} if entry.uses_backbone else {}
@@ -174,6 +173,12 @@ def run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, s
         "history": history,
     }
     return write_result(job_dir / RESULT_DIR, sketch, frames, clip.frames, history["loss"], metadata)
+
+
+def job_windows(spec: JobSpec, num_poses: int, uses_backbone: bool = True) -> list[Window]:
+    """The stretches of the clip that the video model sees at once (all of it without a video model)."""
+    size = spec.window or (native_window(spec) if uses_backbone else num_poses)
+    return plan_windows(num_poses, size, min(spec.window_overlap, size - 1))
 
 
 def native_window(spec: JobSpec) -> int:
@@ -282,22 +287,57 @@ def learn_adapters(
     common: dict, events: EventLog, stop: StopRequest, show_bar: bool | None,
 ) -> tuple[Path, list[Path]]:  # fmt: skip
     """Stage 1 once and stage 2 per window, from the cache when learned before."""
+    appearance = learn_job_appearance(backbone, sketch, spec, steps[0], common, events, stop, show_bar)
+    return appearance, learn_job_motions(backbone, spec, clip, video_spec, windows, steps[1], common, events, stop, show_bar)
+
+
+def job_cache(spec: JobSpec):
     from ..backbones.adapter_cache import AdapterCache
+
+    return AdapterCache(Path(spec.cache_dir) / "adapters" if spec.cache_dir else None)
+
+
+def learn_job_appearance(backbone: VideoBackbone, sketch: Sketch, spec: JobSpec, steps: int, common: dict, events: EventLog | None, stop: StopRequest | None, show_bar: bool | None) -> Path:
     from ..stages.appearance import learn_appearance
+
+    return learn_appearance(backbone, sketch, spec.subject_prompt, AppearanceSettings(steps=steps, **common), job_cache(spec), events, stop, show_bar)
+
+
+def learn_job_motions(
+    backbone: VideoBackbone, spec: JobSpec, clip, video_spec: VideoSpec, windows: list[Window], steps: int, common: dict,
+    events: EventLog | None, stop: StopRequest | None, show_bar: bool | None,
+) -> list[Path]:  # fmt: skip
+    """The motion of each window of the clip (one window for a clip within the model's length)."""
     from ..stages.motion import learn_motion
 
-    cache = AdapterCache(Path(spec.cache_dir) / "adapters" if spec.cache_dir else None)
-    appearance = learn_appearance(backbone, sketch, spec.subject_prompt, AppearanceSettings(steps=steps[0], **common), cache, events, stop, show_bar)
-    settings = MotionSettings(steps=steps[1], **common)
+    settings = MotionSettings(steps=steps, **common)
     several = len(windows) > 1
-    motions = [
+    return [
         learn_motion(
-            backbone, clip.window(w.start, w.stop), video_spec, spec.motion_prompt, settings, cache, events, stop, show_bar,
+            backbone, clip.window(w.start, w.stop), video_spec, spec.motion_prompt, settings, job_cache(spec), events, stop, show_bar,
             progress_fields={"window": w.index + 1, "windows": len(windows)} if several else None,
         )  # fmt: skip
         for w in windows
     ]
-    return appearance, motions
+
+
+def learn_shared_stage(job_dir: Path, kind: str, events: EventLog, stop: StopRequest | None = None) -> list[Path]:
+    """Only stage 1 ("appearance") or stage 2 ("motion") of a job, into its cache, exactly as
+    `run_job` would learn it (the same keys, so the job finds it there); returns the adapter
+    files. The batch runner learns a stage that several jobs share once this way."""
+    sketch, spec = read_job(job_dir)
+    if spec.method != "diffusion" or not prior_entry(spec.prior).uses_backbone:
+        return []
+    appearance_steps, motion_steps, _ = spec.stage_steps()
+    common = dict(seed=spec.seed, resolution=spec.resolution, checkpoint_every=spec.checkpoint_every)
+    backbone = load_job_backbone(spec, events)
+    if kind == "appearance":
+        return [learn_job_appearance(backbone, sketch, spec, appearance_steps, common, events, stop, False)]
+    num_poses = spec.num_poses()
+    windows = job_windows(spec, num_poses)
+    video_spec = spec.video_spec(backbone.frame_size_for(spec.resolution), num_poses)
+    clip = load_reference_frames(video_spec)
+    return learn_job_motions(backbone, spec, clip, video_spec, windows, motion_steps, common, events, stop, False)
 
 
 def previewed_motion(sketch: Sketch, video_spec: VideoSpec, events: EventLog) -> "np.ndarray":

@@ -21,6 +21,7 @@ from ..backbones.base import VideoBackbone, out_of_memory_explained
 from ..errors import SketchAnimatorError
 from ..job.checkpoint import StopRequest, run_resumable
 from ..job.events import EventLog
+from ..job.lock import JobLock
 from ..settings import LoraTrainingSettings
 
 
@@ -85,11 +86,22 @@ def train_cached(
     """
     key = cache_key(run.kind, {**run.key_parts, "model": backbone.model_name, "model_fingerprint": backbone.fingerprint, "settings": settings.to_dict()})
     hit = cache.lookup(key)
-    if hit is not None:
-        if events is not None:
-            events.emit("cache_hit", stage=run.kind, key=key, path=str(hit), **(progress_fields or {}))
-        return hit
+    if hit is None:
+        cache.root.mkdir(parents=True, exist_ok=True)
+        with JobLock(cache.root, wait=True, file_name=f".lock-{key}"):  # two workers on one key: one learns it, the other waits and reuses it
+            hit = cache.lookup(key)
+            if hit is None:
+                return learn_into_cache(backbone, run, settings, cache, key, events, stop, show_bar, progress_fields)
+    if events is not None:
+        events.emit("cache_hit", stage=run.kind, key=key, path=str(hit), **(progress_fields or {}))
+    return hit
 
+
+def learn_into_cache(
+    backbone: VideoBackbone, run: TrainingRun, settings: LoraTrainingSettings, cache: AdapterCache, key: str,
+    events: EventLog | None, stop: StopRequest | None, show_bar: bool | None, progress_fields: dict[str, Any] | None,
+) -> Path:  # fmt: skip
+    """Train the run's adapters (resumably) and store them under `key`; the caller holds the key's lock."""
     torch.manual_seed(settings.seed)
     for name in run.adapters:
         backbone.delete_adapter(name)

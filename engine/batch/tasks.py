@@ -1,0 +1,231 @@
+"""What a batch worker does, in plain functions that Ray runs as tasks (engine/batch/runner.py).
+
+A task works **in place** when it runs on the machine that holds the job folder (the default
+local Ray, or a cluster with a shared disk): it runs the job there, so the folder's events,
+lock and checkpoints are exactly those of `python -m engine run`. Anywhere else the job
+**travels**: the task gets the folder's files and its video as bytes (`pack_job`), unpacks them
+into a scratch folder on its machine that outlives the task (a retried task resumes from its
+checkpoints there), and sends the result and the new events back as bytes, which the driver
+writes into the local job folder (`unpack_result`). Learned adapters travel the same way, as
+the files of their cache entries, installed into each machine's cache with the cache's own
+atomic publish. No shared disk is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..backbones.adapter_cache import AdapterCache, default_cache_dir
+from ..errors import SketchAnimatorError
+from ..files import atomic_write_bytes, real_directory
+from ..job.events import EventLog, error_event
+from ..job.folder import EVENTS_FILE, JOB_FILE, RESULT_DIR, SKETCH_FILE, WINDOWS_DIR, read_job_spec, relative_to_job
+from ..job.results import is_result_complete
+
+SHIPPED_JOB_FILES = (JOB_FILE, SKETCH_FILE)  # plus the video, checkpoints, finished windows and files the prior names
+LEFT_BEHIND = {"events.jsonl", "engine.log", "process.json", "job.lock", "cancel"}
+
+
+class FanOutLog(EventLog):
+    """One shared stage's events, written into the log of every job that waits for it, so each
+    job's panel shows the motion (or appearance) it shares being learned."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__(paths[0])
+        self.others = [EventLog(path) for path in paths[1:]]
+
+    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = super().emit(kind, **fields)
+        for log in self.others:
+            log.emit(kind, **{**fields, "time_shared": event["time"]})
+        return event
+
+
+def origin() -> dict[str, str]:
+    """Where the driver runs: a task on the same host with the folder there works in place."""
+    return {"host": socket.gethostname()}
+
+
+def works_in_place(job_folder: str, origin_host: str, ship: bool, bundle: list) -> bool:
+    """Whether this task runs the job in its own folder (else from the files that travelled with it)."""
+    if not ship and socket.gethostname() == origin_host and (Path(job_folder) / JOB_FILE).is_file():
+        return True
+    if bundle[0] is None:
+        raise SketchAnimatorError(
+            f"the job folder {job_folder} is not on this worker ({socket.gethostname()}), and its files were not sent: run the batch with --ship"
+        )
+    return False
+
+
+def use_assigned_cpus() -> None:
+    """torch uses as many threads as Ray gave the task CPUs, so two tasks do not fight over cores."""
+    try:
+        import ray
+        import torch
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        if cpus:
+            torch.set_num_threads(max(1, int(cpus)))
+    except Exception:  # outside Ray (the tests call the tasks directly): leave torch as it is
+        pass
+
+
+# --------------------------------------------------------------------------- packing
+def pack_job(folder: Path) -> dict[str, bytes]:
+    """A job folder's inputs and progress as {relative path: bytes}: job.json (its video renamed
+    to the shipped copy), the sketch, the video, checkpoints, finished windows and any other
+    top-level file the prior reads (target-frames' targets); not its log, lock or result."""
+    spec = relative_to_job(read_job_spec(folder), folder)
+    files: dict[str, bytes] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.is_symlink() and path.name not in LEFT_BEHIND:
+            files[path.name] = path.read_bytes()
+    windows = folder / WINDOWS_DIR
+    if windows.is_dir() and not windows.is_symlink():
+        files.update({f"{WINDOWS_DIR}/{p.name}": p.read_bytes() for p in sorted(windows.iterdir()) if p.is_file()})
+    video = Path(spec.video)
+    shipped_video = "reference" + video.suffix.lower()
+    files[shipped_video] = video.read_bytes()
+    job = json.loads(files[JOB_FILE])
+    job.update(video=shipped_video, cache_dir=None)  # the worker's own cache, which the shared stages fill
+    files[JOB_FILE] = json.dumps(job, indent=2).encode("utf-8")
+    return files
+
+
+def scratch_folder(name: str, files: dict[str, bytes]) -> Path:
+    """The job's folder on this machine, the same for every try of the same job (so a retry resumes)."""
+    digest = hashlib.sha256(files[JOB_FILE] + files[SKETCH_FILE]).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    return default_cache_dir() / "batch-jobs" / f"{safe}-{digest}"
+
+
+def unpack_job(name: str, files: dict[str, bytes]) -> Path:
+    """Write the shipped job into its scratch folder; progress already there (a retry's) is kept."""
+    folder = scratch_folder(name, files)
+    real_directory(folder)
+    for relative, data in files.items():
+        target = folder / relative
+        if relative.startswith(WINDOWS_DIR + "/") and target.exists():
+            continue
+        if relative.endswith(".ckpt") and target.exists():
+            continue  # this machine's checkpoint is at least as far as the one that travelled
+        real_directory(target.parent)
+        atomic_write_bytes(target, data)
+    return folder
+
+
+def pack_folder(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def install_entries(cache: AdapterCache, entries: dict[str, dict[str, bytes]]) -> None:
+    """Put shipped cache entries into this machine's cache (atomically; an entry already there is kept)."""
+    for key, files in entries.items():
+        if cache.lookup(key) is not None:
+            continue
+        cache.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=cache.root))
+        try:
+            for relative, data in files.items():
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                (staging / relative).write_bytes(data)
+            cache.publish(staging, key)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def entry_files(entries: list[Path]) -> dict[str, dict[str, bytes]]:
+    """Cache entry folders as {key: {file: bytes}}, the manifest included."""
+    return {entry.name: pack_folder(entry) for entry in {e.parent if e.is_file() else e for e in entries}}
+
+
+def unpack_result(folder: Path, returned: dict[str, Any]) -> None:
+    """A travelled job's result and new events, written into the local job folder: the result
+    folder is written beside and renamed into place, its manifest vouching for every file."""
+    if returned.get("events"):
+        with open(folder / EVENTS_FILE, "ab") as log:
+            log.write(returned["events"])
+    result = folder / RESULT_DIR
+    staging = Path(tempfile.mkdtemp(prefix=".result-", dir=folder))
+    try:
+        for relative, data in returned["result"].items():
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            (staging / relative).write_bytes(data)
+        if result.is_symlink() or result.is_file():
+            result.unlink()
+        elif result.exists():
+            shutil.rmtree(result)
+        os.rename(staging, result)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the tasks
+def stage_task(kind: str, name: str, folder: str, dependents: list[str], origin_host: str, bundle: list, ship: bool = False) -> dict[str, Any]:
+    """Learn one shared stage ("appearance" or "motion") from the job `folder`, for every job in
+    `dependents`; returns the cache entries (as files, for machines without this one's disk)."""
+    use_assigned_cpus()
+    started = time.time()
+    if works_in_place(folder, origin_host, ship, bundle):
+        events: EventLog = FanOutLog([Path(d) / EVENTS_FILE for d in dependents])
+        entries = learn_logged(Path(folder), kind, events)
+        shipped_events = b""
+    else:
+        import ray
+
+        here = unpack_job(name, ray.get(bundle[0]))
+        log = here / f"shared-{kind}.jsonl"
+        log.unlink(missing_ok=True)
+        entries = learn_logged(here, kind, EventLog(log))
+        shipped_events = log.read_bytes()
+    return {"kind": kind, "entries": entry_files(entries), "events": shipped_events, "seconds": time.time() - started, "host": socket.gethostname()}
+
+
+def learn_logged(folder: Path, kind: str, events: EventLog) -> list[Path]:
+    """The shared stage; a failure ends the log of every job waiting for it with an error event."""
+    from ..job.checkpoint import StopRequest
+    from ..job.pipeline import learn_shared_stage
+
+    try:
+        with StopRequest() as stop:
+            return learn_shared_stage(folder, kind, events, stop)
+    except Exception as exc:
+        error_event(events, exc, where=None if isinstance(exc, SketchAnimatorError) else "the batch's log")
+        raise
+
+
+def pair_task(name: str, folder: str, origin_host: str, bundle: list, appearance: dict | None, motion: dict | None, board: Any = None, ship: bool = False) -> dict[str, Any]:
+    """Run one job's stage 3 (its shared stages come from the cache); returns how it went and,
+    for a job that travelled, its result and new events as bytes."""
+    from ..job.pipeline import job_cache, run_job
+
+    use_assigned_cpus()
+    if board is not None:
+        board.started.remote(name)
+    started = time.time()
+    shared = {**(appearance or {}).get("entries", {}), **(motion or {}).get("entries", {})}
+    if works_in_place(folder, origin_host, ship, bundle):
+        install_entries(job_cache(relative_to_job(read_job_spec(folder), Path(folder))), shared)  # already there unless learned elsewhere
+        run_job(folder)
+        return {"name": name, "seconds": time.time() - started, "host": socket.gethostname()}
+    import ray
+
+    here = unpack_job(name, ray.get(bundle[0]))
+    install_entries(AdapterCache(), shared)
+    log = here / EVENTS_FILE
+    offset = log.stat().st_size if log.exists() else 0
+    result = run_job(here)
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        events = handle.read()
+    if not is_result_complete(result):
+        raise RuntimeError(f"the result of {name} did not come out complete")
+    return {"name": name, "seconds": time.time() - started, "host": socket.gethostname(), "result": pack_folder(result), "events": events}
