@@ -359,3 +359,50 @@ def test_cancelling_one_job_of_a_batch_stops_that_job_alone(tmp_path, inputs) ->
         kill_group(process)
     record = json.loads((folders[0] / "process.json").read_text())
     assert record["batch"] and record["pid"] == process.pid and str(folders[1]) in record["command"]
+
+
+# ------------------------------------------------------------------------------ an existing cluster
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A real Ray cluster started with `ray start --head`, as on a GPU machine, whose workers keep
+    their files in their own folder (`worker/`: the worker machine's disk); stopped afterwards."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    port = 26379 + os.getpid() % 1000
+    worker_disk = {**batch_env(), "SKETCH_ANIMATOR_CACHE": str(tmp_path / "worker")}
+    started = subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                             capture_output=True, text=True, timeout=180, env=worker_disk)  # fmt: skip
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120, env=batch_env())
+
+
+def test_a_batch_on_an_existing_cluster_sends_jobs_follows_them_live_and_cancels_one(tmp_path, inputs, ray_cluster) -> None:
+    plan = oracle_plan(tmp_path, inputs, ["quick", "long"], steps=60)
+    plan_data = json.loads(plan.read_text())
+    plan_data["pairs"] = [["quick", "right"]]
+    plan_data["sketches"]["long"]["file"] = str(inputs["arch"])
+    plan.write_text(json.dumps(plan_data))
+    long_plan = tmp_path / "long.json"
+    long_plan.write_text(json.dumps({**plan_data, "out": "out-long", "pairs": [["long", "right"]], "settings": {**plan_data["settings"], "steps": {"distillation": 5000}}}))
+    env = batch_env()
+    done = subprocess.run([sys.executable, "-m", "engine", "batch", str(plan), "--address", ray_cluster, "--ship"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    quick = tmp_path / "out" / "quick" / "right"
+    assert np.array_equal(read_result(quick / "result").frames, sequential_frames(quick, tmp_path / "alone"))
+    assert [p.name[:12] for p in (tmp_path / "worker" / "batch-jobs").iterdir()] == ["quick-right-"]  # it ran from the files sent, on the worker's disk
+
+    job = tmp_path / "out-long" / "long" / "right"
+    driver = subprocess.Popen([sys.executable, "-m", "engine", "batch", str(long_plan), "--address", ray_cluster, "--ship"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        wait_for(lambda: distillation_step(job) >= 10, what="the travelled job's progress in the local log")  # live, while it runs there
+        (job / "cancel").write_text("cancel\n")  # what Cancel in Blender does
+        out, err = driver.communicate(timeout=300)
+    finally:
+        kill_group(driver)
+    assert driver.returncode == 2 and "failed: long/right: " in err, err[-2000:]
+    last = job_events(job)[-1]
+    assert last["kind"] == "error" and last["type"] == "JobCancelled"
+    assert distillation_step(job) < 5000 and not is_result_complete(job / "result")

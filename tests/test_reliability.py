@@ -9,7 +9,6 @@ import json
 import os
 import pickle
 import re
-import signal
 import subprocess
 import sys
 import time

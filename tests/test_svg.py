@@ -619,7 +619,7 @@ def test_use_translates_and_inherits():
 def test_use_transform_applies_before_its_x_y():
     body = (
         '<defs><path id="p" d="M 0 0 L 30 0" stroke="black"/></defs>'
-        f'<use xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="#p" x="10" transform="rotate(90)"/>'
+        '<use xmlns:xlink="http://www.w3.org/1999/xlink" xlink:href="#p" x="10" transform="rotate(90)"/>'
     )
     # rotate(90) · translate(10, 0): (0, 0) → (10, 0) → (0, 10)
     assert_points(load(body).paths[0].points[[0, -1]], [(0, 10), (0, 40)])

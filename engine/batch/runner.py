@@ -23,10 +23,10 @@ from typing import Any, Callable
 from ..backbones.adapter_cache import cache_key
 from ..errors import SketchAnimatorError
 from ..job.events import EventLog
-from ..job.folder import EVENTS_FILE, read_job
+from ..job.folder import CANCEL_FILE, EVENTS_FILE, read_job
 from ..job.results import file_sha256, is_result_complete
 from .plan import PlannedJob
-from .tasks import origin, pack_job, pair_task, stage_task, unpack_result
+from .tasks import BatchBoard, origin, pack_job, pair_task, stage_task, unpack_result
 
 BATCH_LOG = "batch.jsonl"
 TASK_RETRIES = 3  # a lost worker (killed, out of memory, a machine gone) is retried this often
@@ -76,7 +76,10 @@ def shared_stages(folder: Path) -> tuple[str | None, str | None, str]:
 
 
 def start_ray(address: str | None, workers: int | None) -> Any:
-    """Join the cluster at `address`, or start a local Ray inside this process (quietly)."""
+    """Join the cluster at `address`, or start a local Ray inside this process (quietly); returns
+    the `ray` module, imported here because what it reads from the environment it reads at import."""
+    if address and "RAY_AUTH_MODE" not in os.environ and auth_token_available():
+        os.environ["RAY_AUTH_MODE"] = "token"  # Ray 2.60's client sends no token unless told, which a `ray start` cluster wants; read at import
     import ray
 
     engine_root = str(Path(__file__).resolve().parent.parent)
@@ -84,11 +87,19 @@ def start_ray(address: str | None, workers: int | None) -> Any:
     if address:
         options["runtime_env"] = {"py_modules": [engine_root], "env_vars": {"PYTHONWARNINGS": "ignore"}}  # the driver's engine code, on every worker
         try:
-            return ray.init(address=address, **options)
+            ray.init(address=address, **options)
+            return ray
         except Exception as exc:  # ConnectionError and Ray's own kinds
             raise BatchError(f"cannot reach the Ray cluster at {address} ({' '.join(str(exc).split())[:200]}): start it with `ray start --head` there, or leave out --address") from None
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    return ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
+    ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
+    return ray
+
+
+def auth_token_available() -> bool:
+    """Whether this machine holds a Ray token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token,
+    which `ray get-auth-token` prints on the head machine)."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (Path.home() / ".ray" / "auth_token").is_file())
 
 
 class ProgressLine:
@@ -153,9 +164,7 @@ def run_batch(
         log.emit("batch_done", done=[], failed={}, already=report.already)
         return report
 
-    import ray
-
-    start_ray(address, workers)
+    ray = start_ray(address, workers)
     try:
         return run_graph(ray, work, log, report, ship, progress, on_event)
     finally:
@@ -175,18 +184,20 @@ def run_graph(ray: Any, work: list[JobWork], log: EventLog, report: BatchReport,
     host = origin()["host"]
     remote_stage = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(stage_task)
     remote_pair = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(pair_task)
-    board = ray.remote(num_cpus=0)(Board).remote()
+    board = ray.remote(num_cpus=0)(BatchBoard).remote()
     gpus = float(ray.cluster_resources().get("GPU", 0))
     bundles = {w.job.name: [ray.put(pack_job(w.job.folder))] if needs_bundle(ray, ship) else [None] for w in work}
 
     stage_refs: dict[str, Any] = {}
+    channels: dict[str, list[Path]] = {w.job.name: [w.job.folder] for w in work}  # whose logs a travelled task's lines go to
     for kind in ("appearance", "motion"):
         for identity in dict.fromkeys(getattr(w, kind) for w in work if getattr(w, kind)):
             users = [w for w in work if getattr(w, kind) == identity]
             first = users[0]
             stage_refs[identity] = remote_stage.options(**task_resources(first.device, gpus)).remote(
-                kind, first.job.name, str(first.job.folder), [str(u.job.folder) for u in users], host, bundles[first.job.name], ship
+                kind, first.job.name, str(first.job.folder), [str(u.job.folder) for u in users], host, bundles[first.job.name], ship, board, identity,
             )  # fmt: skip
+            channels[identity] = [u.job.folder for u in users]
             report.stages[kind] = report.stages.get(kind, 0) + 1
             log.emit("stage_task", stage=kind, identity=identity, jobs=[u.job.name for u in users])
     pending = {}
@@ -195,12 +206,16 @@ def run_graph(ray: Any, work: list[JobWork], log: EventLog, report: BatchReport,
         motion = stage_refs.get(w.motion) if w.motion else None
         ref = remote_pair.options(**task_resources(w.device, gpus)).remote(w.job.name, str(w.job.folder), host, bundles[w.job.name], appearance, motion, board, ship)
         pending[ref] = w
-    shown_stage_events: set[str] = set()
     if progress is None:
         progress = ProgressLine(len(work), int(ray.cluster_resources().get("CPU", 1)))
+    cancels_sent: set[str] = set()
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-        copy_shipped_stage_events(ray, stage_refs, work, shown_stage_events)
+        copy_travelled_events(ray.get(board.take_events.remote()), channels)
+        for w in pending.values():  # a Cancel on this side reaches a job that travelled
+            if w.job.name not in cancels_sent and (w.job.folder / CANCEL_FILE).exists():
+                cancels_sent.add(w.job.name)
+                board.request_cancel.remote(w.job.name)
         for ref in ready:
             w = pending.pop(ref)
             try:
@@ -243,35 +258,10 @@ def needs_bundle(ray: Any, ship: bool) -> bool:
     return bool(hosts - {origin()["host"]})
 
 
-def copy_shipped_stage_events(ray: Any, stage_refs: dict[str, Any], work: list[JobWork], copied: set[str]) -> None:
-    """A shared stage that ran elsewhere sends its events back: add them to every waiting job's log."""
-    waiting = [ref for identity, ref in stage_refs.items() if identity not in copied]
-    if not waiting:
-        return
-    ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
-    for identity, ref in stage_refs.items():
-        if identity in copied or ref not in ready:
-            continue
-        copied.add(identity)
-        try:
-            returned = ray.get(ref)
-        except Exception:
-            continue  # its jobs report the failure
-        if returned.get("events"):
-            for w in work:
-                if identity in (w.appearance, w.motion):
-                    with open(w.job.folder / EVENTS_FILE, "ab") as handle:
-                        handle.write(returned["events"])
-
-
-class Board:
-    """A Ray actor the tasks tell when they start, so the progress line can count running jobs."""
-
-    def __init__(self) -> None:
-        self.started_jobs: list[str] = []
-
-    def started(self, name: str) -> None:
-        self.started_jobs.append(name)
-
-    def running(self) -> list[str]:
-        return self.started_jobs
+def copy_travelled_events(lines: dict[str, bytes], channels: dict[str, list[Path]]) -> None:
+    """Event lines of tasks that ran elsewhere, appended to the local logs they belong to (a shared
+    stage's to every job waiting for it), as whole lines."""
+    for channel, data in lines.items():
+        for folder in channels.get(channel, []) if data else []:
+            with open(folder / EVENTS_FILE, "ab") as handle:
+                handle.write(data)

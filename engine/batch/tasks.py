@@ -5,8 +5,9 @@ local Ray, or a cluster with a shared disk): it runs the job there, so the folde
 lock and checkpoints are exactly those of `python -m engine run`. Anywhere else the job
 **travels**: the task gets the folder's files and its video as bytes (`pack_job`), unpacks them
 into a scratch folder on its machine that outlives the task (a retried task resumes from its
-checkpoints there), and sends the result and the new events back as bytes, which the driver
-writes into the local job folder (`unpack_result`). Learned adapters travel the same way, as
+checkpoints there), sends its new event lines back every second through the batch's board
+actor (which also carries a Cancel asked on the driver's side to it), and returns the result as
+bytes, which the driver writes into the local job folder (`unpack_result`). Learned adapters travel the same way, as
 the files of their cache entries, installed into each machine's cache with the cache's own
 atomic publish. No shared disk is needed.
 """
@@ -27,7 +28,7 @@ from ..backbones.adapter_cache import AdapterCache, default_cache_dir
 from ..errors import SketchAnimatorError
 from ..files import atomic_write_bytes, real_directory
 from ..job.events import EventLog, error_event
-from ..job.folder import EVENTS_FILE, JOB_FILE, RESULT_DIR, SKETCH_FILE, WINDOWS_DIR, read_job_spec, relative_to_job
+from ..job.folder import CANCEL_FILE, EVENTS_FILE, JOB_FILE, RESULT_DIR, SKETCH_FILE, WINDOWS_DIR, read_job_spec, relative_to_job
 from ..job.results import is_result_complete
 
 SHIPPED_JOB_FILES = (JOB_FILE, SKETCH_FILE)  # plus the video, checkpoints, finished windows and files the prior names
@@ -148,11 +149,8 @@ def entry_files(entries: list[Path]) -> dict[str, dict[str, bytes]]:
 
 
 def unpack_result(folder: Path, returned: dict[str, Any]) -> None:
-    """A travelled job's result and new events, written into the local job folder: the result
-    folder is written beside and renamed into place, its manifest vouching for every file."""
-    if returned.get("events"):
-        with open(folder / EVENTS_FILE, "ab") as log:
-            log.write(returned["events"])
+    """A travelled job's result, written into the local job folder: the result folder is written
+    beside and renamed into place, its manifest vouching for every file."""
     result = folder / RESULT_DIR
     staging = Path(tempfile.mkdtemp(prefix=".result-", dir=folder))
     try:
@@ -168,25 +166,105 @@ def unpack_result(folder: Path, returned: dict[str, Any]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- a travelled job's events and cancel
+class BatchBoard:
+    """A Ray actor between the driver and the tasks: who has started, the event lines of jobs
+    that travelled (so their panels follow them live), and the cancels asked for them."""
+
+    def __init__(self) -> None:
+        self.started_jobs: list[str] = []
+        self.lines: dict[str, list[bytes]] = {}
+        self.cancels: set[str] = set()
+
+    def started(self, name: str) -> None:
+        self.started_jobs.append(name)
+
+    def running(self) -> list[str]:
+        return self.started_jobs
+
+    def push_events(self, channel: str, data: bytes) -> None:
+        self.lines.setdefault(channel, []).append(data)
+
+    def take_events(self) -> dict[str, bytes]:
+        taken = {channel: b"".join(chunks) for channel, chunks in self.lines.items()}
+        self.lines = {}
+        return taken
+
+    def request_cancel(self, name: str) -> None:
+        self.cancels.add(name)
+
+    def cancel_requested(self, name: str) -> bool:
+        return name in self.cancels
+
+
+class EventForwarder:
+    """While a travelled job runs, send its new complete event lines to the board every second,
+    and turn a cancel asked on the driver's side into the job's cancel file here."""
+
+    def __init__(self, board: Any, channel: str, log: Path, cancel_file: Path | None = None, interval_s: float = 1.0) -> None:
+        import threading
+
+        self.board, self.channel, self.log, self.cancel_file, self.interval_s = board, channel, log, cancel_file, interval_s
+        self.offset = log.stat().st_size if log.exists() else 0  # a retry's log already holds the lost try's lines
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def __enter__(self) -> "EventForwarder":
+        if self.board is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.board is None:
+            return
+        self.stopped.set()
+        self.thread.join()
+        import ray
+
+        ray.get(self.board.push_events.remote(self.channel, self.new_lines()))  # the last lines, before the task returns
+
+    def loop(self) -> None:
+        import ray
+
+        while not self.stopped.wait(self.interval_s):
+            lines = self.new_lines()
+            if lines:
+                self.board.push_events.remote(self.channel, lines)
+            if self.cancel_file is not None and ray.get(self.board.cancel_requested.remote(self.channel)):
+                self.cancel_file.write_text("cancel\n", encoding="utf-8")
+
+    def new_lines(self) -> bytes:
+        try:
+            with open(self.log, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return b""
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return data[:end]
+
+
 # --------------------------------------------------------------------------- the tasks
-def stage_task(kind: str, name: str, folder: str, dependents: list[str], origin_host: str, bundle: list, ship: bool = False) -> dict[str, Any]:
+def stage_task(
+    kind: str, name: str, folder: str, dependents: list[str], origin_host: str, bundle: list, ship: bool = False, board: Any = None, channel: str = "",
+) -> dict[str, Any]:  # fmt: skip
     """Learn one shared stage ("appearance" or "motion") from the job `folder`, for every job in
-    `dependents`; returns the cache entries (as files, for machines without this one's disk)."""
+    `dependents`; returns the cache entries (as files, for machines without this one's disk).
+    Its events go into every dependent job's log (sent back through the board when it travelled)."""
     use_assigned_cpus()
     started = time.time()
     if works_in_place(folder, origin_host, ship, bundle):
-        events: EventLog = FanOutLog([Path(d) / EVENTS_FILE for d in dependents])
-        entries = learn_logged(Path(folder), kind, events)
-        shipped_events = b""
+        entries = learn_logged(Path(folder), kind, FanOutLog([Path(d) / EVENTS_FILE for d in dependents]))
     else:
         import ray
 
         here = unpack_job(name, ray.get(bundle[0]))
         log = here / f"shared-{kind}.jsonl"
         log.unlink(missing_ok=True)
-        entries = learn_logged(here, kind, EventLog(log))
-        shipped_events = log.read_bytes()
-    return {"kind": kind, "entries": entry_files(entries), "events": shipped_events, "seconds": time.time() - started, "host": socket.gethostname()}
+        with EventForwarder(board, channel, log):
+            entries = learn_logged(here, kind, EventLog(log))
+    return {"kind": kind, "entries": entry_files(entries), "seconds": time.time() - started, "host": socket.gethostname()}
 
 
 def learn_logged(folder: Path, kind: str, events: EventLog) -> list[Path]:
@@ -220,12 +298,9 @@ def pair_task(name: str, folder: str, origin_host: str, bundle: list, appearance
 
     here = unpack_job(name, ray.get(bundle[0]))
     install_entries(AdapterCache(), shared)
-    log = here / EVENTS_FILE
-    offset = log.stat().st_size if log.exists() else 0
-    result = run_job(here)
-    with open(log, "rb") as handle:
-        handle.seek(offset)
-        events = handle.read()
+    (here / CANCEL_FILE).unlink(missing_ok=True)  # a cancel of an earlier run is not this one's
+    with EventForwarder(board, name, here / EVENTS_FILE, cancel_file=here / CANCEL_FILE):
+        result = run_job(here)
     if not is_result_complete(result):
         raise RuntimeError(f"the result of {name} did not come out complete")
-    return {"name": name, "seconds": time.time() - started, "host": socket.gethostname(), "result": pack_folder(result), "events": events}
+    return {"name": name, "seconds": time.time() - started, "host": socket.gethostname(), "result": pack_folder(result)}
