@@ -195,7 +195,7 @@ def add_batch_command(subparsers: Any) -> None:
 
 
 def run_batch_command(args: argparse.Namespace) -> None:
-    from .batch.plan import PlanError, jobs_from_folders, load_plan
+    from .batch.plan import PlanError, distinct_jobs, jobs_from_folders, load_plan
     from .batch.runner import BatchError, run_batch
 
     if args.plan is None and not args.job:
@@ -205,7 +205,7 @@ def run_batch_command(args: argparse.Namespace) -> None:
     jobs, log_dir = [], None
     if args.plan is not None:
         log_dir, jobs = load_plan(args.plan, restart=args.restart)
-    jobs += jobs_from_folders(args.job)
+    jobs = distinct_jobs(jobs + jobs_from_folders(args.job))
     log_dir = log_dir or jobs[0].folder.parent
     signal.signal(signal.SIGTERM, stop_on_sigterm)  # a cancelled batch stops its local Ray; the jobs keep their checkpoints
     report = run_batch(jobs, log_dir, address=args.address, workers=args.workers, ship=args.ship)

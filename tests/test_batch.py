@@ -291,6 +291,8 @@ def test_two_workers_racing_on_one_adapter_key_leave_one_valid_entry_used_by_bot
         (lambda p: p.update(pairs=[["arch", "right"], ["arch", "right"]]), "pairs[1] pairs arch with right a second time"),
         (lambda p: p["sketches"].update(Arch={"file": p["sketches"]["arch"]["file"]}), "differ only in case"),
         (lambda p: p["settings"].update(num_frames="16"), "num_frames must be a whole number"),
+        (lambda p: p["motions"]["right"].update(prompt="  "), "motions.right.prompt is empty"),
+        (lambda p: p["sketches"]["arch"].pop("subject"), "sketches.arch needs a subject"),
     ],
 )
 def test_bad_plan_entries_are_one_line_before_anything_runs(tmp_path, inputs, change, words) -> None:
@@ -311,6 +313,11 @@ def test_duplicate_names_in_the_plan_file_itself_are_refused(tmp_path, inputs) -
     (tmp_path / "plan.toml").write_text('[sketches.arch]\nfile = "a.svg"\n[sketches.arch]\nfile = "b.svg"\n')
     done = engine("batch", str(tmp_path / "plan.toml"), timeout=120)
     assert done.returncode == 2 and "is not valid TOML" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    job = write_job(tmp_path / "job", sketch_a(), JobSpec(video=str(inputs["right"]), subject_prompt="A.", motion_prompt="B."))
+    (tmp_path / "jobs.json").write_text(json.dumps({"jobs": [str(job), str(job)]}))
+    for args in (["batch", str(tmp_path / "jobs.json")], ["batch", "--job", str(job), "--job", str(tmp_path / "job" / ".." / "job")]):
+        done = engine(*args, timeout=120)
+        assert done.returncode == 2 and f"the job folder {job} is given twice" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_failed_job_is_reported_in_one_line_and_the_others_finish(tmp_path, inputs) -> None:
@@ -406,3 +413,21 @@ def test_a_batch_on_an_existing_cluster_sends_jobs_follows_them_live_and_cancels
     last = job_events(job)[-1]
     assert last["kind"] == "error" and last["type"] == "JobCancelled"
     assert distillation_step(job) < 5000 and not is_result_complete(job / "result")
+
+
+def test_a_shared_stage_that_fails_fails_every_job_waiting_for_it_in_one_line_each(tmp_path, inputs, tiny_model_dir) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 100)
+    plan = {"out": "out", "pairs": "all", "settings": {**SETTINGS, "model": str(tiny_model_dir), "cache_dir": "cache"},
+            "sketches": {"wave": {"file": str(inputs["svg"]), "subject": "A wave."}, "arch": {"file": str(inputs["arch"]), "subject": "An arch."}},
+            "motions": {"broken": {"video": str(broken), "prompt": "It breaks."}}}  # fmt: skip
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    done = engine("batch", str(tmp_path / "plan.json"), "--workers", "2")
+    assert done.returncode == 2 and "2 of 2 jobs failed" in done.stderr
+    failed = sorted(line for line in done.stderr.splitlines() if line.startswith("failed: "))
+    assert [line.split(":")[1].strip() for line in failed] == ["arch/broken", "wave/broken"] and all("cannot decode" in line for line in failed)
+    for name in ("wave", "arch"):  # each waiting job's log ends with the stage's error, once
+        events = job_events(tmp_path / "out" / name / "broken")
+        assert events[-1]["kind"] == "error" and "cannot decode" in events[-1]["message"]
+        assert [e["kind"] for e in events].count("error") == 1 and not any(e["kind"] == "job_start" for e in events)
+    assert sorted(e.kind for e in AdapterCache(tmp_path / "cache" / "adapters").entries()) == ["appearance", "appearance"]  # what could be learned is kept

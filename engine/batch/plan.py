@@ -110,16 +110,13 @@ def load_plan(path: str | os.PathLike, restart: bool = False) -> tuple[Path, lis
     pairs = plan_pairs(data.get("pairs", "all"), sketches, motions)
     if not pairs and not listed:
         raise PlanError(f"{path.name} names no work: add [sketches.NAME] and [motions.NAME] tables (and pairs), or jobs = [folders]")
-    duplicated = sorted({str(p) for p in listed if listed.count(p) > 1})
-    if duplicated:
-        raise PlanError(f"{path.name}: the job folder {duplicated[0]} is listed twice in jobs: list each job once")
 
     loaded = {name: load_plan_sketch(name, table, base) for name, table in sketches.items() if any(name == s for s, _ in pairs)}
     planned = []
     for sketch_name, motion_name in pairs:
         sketch, spec = job_for_pair(sketch_name, loaded[sketch_name], motion_name, motions[motion_name], settings, base)
         planned.append((PlannedJob(f"{sketch_name}/{motion_name}", out / sketch_name / motion_name), sketch, spec))
-    jobs = [job for job, _, _ in planned] + [PlannedJob(folder.name, folder) for folder in listed]
+    jobs = distinct_jobs([job for job, _, _ in planned] + [PlannedJob(folder.name, folder) for folder in listed])
     names = [job.name for job in jobs]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
@@ -131,14 +128,19 @@ def load_plan(path: str | os.PathLike, restart: bool = False) -> tuple[Path, lis
 
 def jobs_from_folders(folders: list[str | os.PathLike]) -> list[PlannedJob]:
     """Job folders run as they are (the add-on's "Animate selected"), named by their folders."""
-    jobs = [PlannedJob(Path(f).resolve().name, check_job_folder(Path(f).resolve(), str(f))) for f in folders]
+    jobs = distinct_jobs([PlannedJob(Path(f).resolve().name, check_job_folder(Path(f).resolve(), str(f))) for f in folders])
+    names = [job.name for job in jobs]
+    if len(set(names)) < len(names):  # same folder name in different places: name them by their parent too
+        jobs = [replace(job, name=f"{job.folder.parent.name}/{job.name}") for job in jobs]
+    return jobs
+
+
+def distinct_jobs(jobs: list[PlannedJob]) -> list[PlannedJob]:
+    """The jobs, refusing one folder given twice (two tasks would fight over its lock)."""
     seen = [job.folder for job in jobs]
     duplicated = sorted({str(f) for f in seen if seen.count(f) > 1})
     if duplicated:
         raise PlanError(f"the job folder {duplicated[0]} is given twice: give each job once")
-    names = [job.name for job in jobs]
-    if len(set(names)) < len(names):  # same folder name in different places: name them by their parent too
-        jobs = [replace(job, name=f"{job.folder.parent.name}/{job.name}") for job in jobs]
     return jobs
 
 
@@ -246,8 +248,11 @@ def job_for_pair(sketch_name: str, loaded: tuple[Any, dict], motion_name: str, m
         raise PlanError(f"settings has an unknown key {unknown[0]!r}: use the names of job.json (quality, seed, num_frames, resolution, steps, …)")
     from ..priors import prior_entry
 
-    if prior_entry(spec.prior).uses_backbone and spec.method == "diffusion" and not spec.subject_prompt.strip():
-        raise PlanError(f"sketches.{sketch_name} needs a subject (what the drawing shows, e.g. subject = \"A horse.\")")
+    if prior_entry(spec.prior).uses_backbone and spec.method == "diffusion":
+        if not spec.subject_prompt.strip():
+            raise PlanError(f"sketches.{sketch_name} needs a subject (what the drawing shows, e.g. subject = \"A horse.\")")
+        if not spec.motion_prompt.strip():
+            raise PlanError(f"motions.{motion_name}.prompt is empty: say what moves and how, e.g. prompt = \"A horse is galloping.\"")
     return sketch, spec
 
 

@@ -18,7 +18,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..backbones.adapter_cache import cache_key
 from ..errors import SketchAnimatorError
@@ -147,7 +147,7 @@ def describe_failure(exc: BaseException) -> str:
 
 def run_batch(
     jobs: list[PlannedJob], log_dir: Path, address: str | None = None, workers: int | None = None, ship: bool = False,
-    progress: ProgressLine | None = None, on_event: Callable[[dict], None] | None = None,
+    progress: ProgressLine | None = None,
 ) -> BatchReport:  # fmt: skip
     """Run every job not yet finished as one graph; returns the report (failures included, never raised)."""
     report = BatchReport()
@@ -166,7 +166,7 @@ def run_batch(
 
     ray = start_ray(address, workers)
     try:
-        return run_graph(ray, work, log, report, ship, progress, on_event)
+        return run_graph(ray, work, log, report, ship, progress)
     finally:
         ray.shutdown()
 
@@ -179,14 +179,15 @@ def task_resources(device: str, cluster_gpus: float) -> dict[str, Any]:
     return {"num_cpus": 1}
 
 
-def run_graph(ray: Any, work: list[JobWork], log: EventLog, report: BatchReport, ship: bool, progress: ProgressLine | None, on_event) -> BatchReport:
+def run_graph(ray: Any, work: list[JobWork], log: EventLog, report: BatchReport, ship: bool, progress: ProgressLine | None) -> BatchReport:
     """Submit the shared stages and the pairs, then follow them until every job has ended."""
     host = origin()["host"]
     remote_stage = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(stage_task)
     remote_pair = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(pair_task)
     board = ray.remote(num_cpus=0)(BatchBoard).remote()
     gpus = float(ray.cluster_resources().get("GPU", 0))
-    bundles = {w.job.name: [ray.put(pack_job(w.job.folder))] if needs_bundle(ray, ship) else [None] for w in work}
+    travel = needs_bundle(ray, ship)
+    bundles = {w.job.name: [ray.put(pack_job(w.job.folder)) if travel else None] for w in work}  # nested: fetched only by a task that needs it
 
     stage_refs: dict[str, Any] = {}
     channels: dict[str, list[Path]] = {w.job.name: [w.job.folder] for w in work}  # whose logs a travelled task's lines go to
@@ -206,8 +207,9 @@ def run_graph(ray: Any, work: list[JobWork], log: EventLog, report: BatchReport,
         motion = stage_refs.get(w.motion) if w.motion else None
         ref = remote_pair.options(**task_resources(w.device, gpus)).remote(w.job.name, str(w.job.folder), host, bundles[w.job.name], appearance, motion, board, ship)
         pending[ref] = w
-    if progress is None:
-        progress = ProgressLine(len(work), int(ray.cluster_resources().get("CPU", 1)))
+    if progress is None:  # jobs at once: the cluster's GPUs when the jobs take one each, else its CPUs
+        on_gpus = all("num_gpus" in task_resources(w.device, gpus) for w in work)
+        progress = ProgressLine(len(work), int(gpus if on_gpus else ray.cluster_resources().get("CPU", 1)))
     cancels_sent: set[str] = set()
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -224,13 +226,11 @@ def run_graph(ray: Any, work: list[JobWork], log: EventLog, report: BatchReport,
                     unpack_result(w.job.folder, returned)
                 report.done.append(w.job.name)
                 progress.durations.append(float(returned.get("seconds", 0.0)))
-                event = log.emit("job_done", job=w.job.name, seconds=returned.get("seconds"), host=returned.get("host"))
+                log.emit("job_done", job=w.job.name, seconds=returned.get("seconds"), host=returned.get("host"))
             except Exception as exc:  # the task's own error, or Ray's when it gave up on the task
                 report.failed[w.job.name] = describe_failure(exc)
                 end_log_with_error(w.job.folder, report.failed[w.job.name], exc)
-                event = log.emit("job_failed", job=w.job.name, message=report.failed[w.job.name])
-            if on_event is not None:
-                on_event(event)
+                log.emit("job_failed", job=w.job.name, message=report.failed[w.job.name])
         running = len(set(ray.get(board.running.remote())) & {w.job.name for w in pending.values()})
         progress.show(len(report.done), running, len(report.failed))
     progress.close()

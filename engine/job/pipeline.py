@@ -9,6 +9,8 @@ continues from its last checkpoint, and a finished job is not run again. SIGTERM
 
 This is the only place that wires the parts: the backbone (chosen for the model), the stages,
 and the prior named in the job (a prior that needs no video model skips stages 1–2).
+`learn_shared_stage` runs stage 1 or 2 of a job alone, through the same code, so the batch
+runner (engine/batch/) learns a stage several jobs share once and each job then finds it cached.
 """
 
 from __future__ import annotations
