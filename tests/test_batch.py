@@ -431,3 +431,21 @@ def test_a_shared_stage_that_fails_fails_every_job_waiting_for_it_in_one_line_ea
         assert events[-1]["kind"] == "error" and "cannot decode" in events[-1]["message"]
         assert [e["kind"] for e in events].count("error") == 1 and not any(e["kind"] == "job_start" for e in events)
     assert sorted(e.kind for e in AdapterCache(tmp_path / "cache" / "adapters").entries()) == ["appearance", "appearance"]  # what could be learned is kept
+
+
+def test_jobs_of_one_motion_send_one_copy_of_its_video(tmp_path, inputs) -> None:
+    import ray
+
+    from engine.batch.plan import load_plan
+    from engine.batch.runner import JobWork, travel_bundles
+
+    _, jobs = load_plan(oracle_plan(tmp_path, inputs, ["one", "two"], steps=5))
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        bundles = travel_bundles(ray, [JobWork(job, None, None, "cpu") for job in jobs])
+        (files_one, video_one, name_one), (files_two, video_two, name_two) = bundles["one/right"], bundles["two/right"]
+        assert video_one == video_two and files_one != files_two and name_one == name_two  # one video in the object store
+        assert ray.get(video_one) == inputs["right"].read_bytes()
+        assert json.loads(ray.get(files_one)["job.json"])["video"] == name_one and "events.jsonl" not in ray.get(files_one)
+    finally:
+        ray.shutdown()

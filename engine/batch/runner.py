@@ -186,8 +186,7 @@ def run_graph(ray: Any, work: list[JobWork], log: EventLog, report: BatchReport,
     remote_pair = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(pair_task)
     board = ray.remote(num_cpus=0)(BatchBoard).remote()
     gpus = float(ray.cluster_resources().get("GPU", 0))
-    travel = needs_bundle(ray, ship)
-    bundles = {w.job.name: [ray.put(pack_job(w.job.folder)) if travel else None] for w in work}  # nested: fetched only by a task that needs it
+    bundles = travel_bundles(ray, work) if needs_bundle(ray, ship) else {w.job.name: [None] for w in work}
 
     stage_refs: dict[str, Any] = {}
     channels: dict[str, list[Path]] = {w.job.name: [w.job.folder] for w in work}  # whose logs a travelled task's lines go to
@@ -248,6 +247,21 @@ def end_log_with_error(folder: Path, message: str, exc: BaseException) -> None:
         return
     cause = getattr(exc, "cause", None) or exc
     EventLog(folder / EVENTS_FILE).emit("error", message=message, type=type(cause).__name__)
+
+
+def travel_bundles(ray: Any, work: list[JobWork]) -> dict[str, list]:
+    """Each job's files for a worker without its folder, in Ray's object store: [files, video,
+    the video's name there], each video once however many jobs use it. The references are
+    nested in a list, so a task fetches them only when it needs them (not when it works in place)."""
+    videos: dict[Path, tuple[Any, str]] = {}
+    bundles = {}
+    for w in work:
+        video = Path(read_job(w.job.folder)[1].video)
+        if video not in videos:
+            videos[video] = (ray.put(video.read_bytes()), file_sha256(video))
+        files, _, shipped_name = pack_job(w.job.folder, videos[video][1])
+        bundles[w.job.name] = [ray.put(files), videos[video][0], shipped_name]
+    return bundles
 
 
 def needs_bundle(ray: Any, ship: bool) -> bool:

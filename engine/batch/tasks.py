@@ -80,10 +80,12 @@ def use_assigned_cpus() -> None:
 
 
 # --------------------------------------------------------------------------- packing
-def pack_job(folder: Path) -> dict[str, bytes]:
-    """A job folder's inputs and progress as {relative path: bytes}: job.json (its video renamed
-    to the shipped copy), the sketch, the video, checkpoints, finished windows and any other
-    top-level file the prior reads (target-frames' targets); not its log, lock or result."""
+def pack_job(folder: Path, video_sha256: str) -> tuple[dict[str, bytes], Path, str]:
+    """A job folder's inputs and progress as {relative path: bytes} — job.json (its video named
+    by its content, so a changed video is another job), the sketch, checkpoints, finished
+    windows and any other top-level file the prior reads (target-frames' targets); not its log,
+    lock or result — plus the video's path and its name in the shipped folder. The video goes
+    separately, so the jobs of one motion share one copy in Ray's object store."""
     spec = relative_to_job(read_job_spec(folder), folder)
     files: dict[str, bytes] = {}
     for path in sorted(folder.iterdir()):
@@ -93,12 +95,22 @@ def pack_job(folder: Path) -> dict[str, bytes]:
     if windows.is_dir() and not windows.is_symlink():
         files.update({f"{WINDOWS_DIR}/{p.name}": p.read_bytes() for p in sorted(windows.iterdir()) if p.is_file()})
     video = Path(spec.video)
-    shipped_video = "reference" + video.suffix.lower()
-    files[shipped_video] = video.read_bytes()
+    shipped_video = f"reference-{video_sha256[:16]}{video.suffix.lower()}"
     job = json.loads(files[JOB_FILE])
     job.update(video=shipped_video, cache_dir=None)  # the worker's own cache, which the shared stages fill
     files[JOB_FILE] = json.dumps(job, indent=2).encode("utf-8")
-    return files
+    return files, video, shipped_video
+
+
+def unpack_bundle(name: str, bundle: list) -> Path:
+    """The travelled job in its scratch folder on this machine: [files, video, video's name]."""
+    import ray
+
+    files_ref, video_ref, shipped_video = bundle
+    folder = unpack_job(name, ray.get(files_ref))
+    if not (folder / shipped_video).is_file():  # a retry has it already
+        atomic_write_bytes(folder / shipped_video, ray.get(video_ref))
+    return folder
 
 
 def scratch_folder(name: str, files: dict[str, bytes]) -> Path:
@@ -257,9 +269,7 @@ def stage_task(
     if works_in_place(folder, origin_host, ship, bundle):
         entries = learn_logged(Path(folder), kind, FanOutLog([Path(d) / EVENTS_FILE for d in dependents]))
     else:
-        import ray
-
-        here = unpack_job(name, ray.get(bundle[0]))
+        here = unpack_bundle(name, bundle)
         log = here / f"shared-{kind}.jsonl"
         log.unlink(missing_ok=True)
         with EventForwarder(board, channel, log):
@@ -294,9 +304,7 @@ def pair_task(name: str, folder: str, origin_host: str, bundle: list, appearance
         install_entries(job_cache(relative_to_job(read_job_spec(folder), Path(folder))), shared)  # already there unless learned elsewhere
         run_job(folder)
         return {"name": name, "seconds": time.time() - started, "host": socket.gethostname()}
-    import ray
-
-    here = unpack_job(name, ray.get(bundle[0]))
+    here = unpack_bundle(name, bundle)
     install_entries(AdapterCache(), shared)
     (here / CANCEL_FILE).unlink(missing_ok=True)  # a cancel of an earlier run is not this one's
     with EventForwarder(board, name, here / EVENTS_FILE, cancel_file=here / CANCEL_FILE):
