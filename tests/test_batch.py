@@ -356,6 +356,7 @@ def test_cancelling_one_job_of_a_batch_stops_that_job_alone(tmp_path, inputs) ->
     process = client.start_batch(folders, sys.executable, ROOT)
     try:
         watchers = [client.JobWatcher(f, process) for f in folders]
+        assert watchers[0].poll().summary() == "Waiting in the batch for a free worker…"  # Ray is still starting: no event yet
         wait_for(lambda: distillation_step(folders[1]) >= 5, what="the job to be cancelled to run")
         assert watchers[1].cancel()  # its cancel file alone: the batch and the other job go on
         assert watchers[1].wait(120).state == client.CANCELLED

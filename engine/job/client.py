@@ -69,6 +69,7 @@ class JobStatus:
     exit_code: int | None = None
     window: int = 0  # a long clip's window k of `windows` (0: the job runs in one window)
     windows: int = 0
+    in_batch: bool = False  # run by a batch (engine/batch/), where it may wait for a free worker
 
     @property
     def stage_step(self) -> int:
@@ -101,7 +102,9 @@ class JobStatus:
         if self.state == STOPPED:
             return self.error or "The engine stopped: press Resume to continue"
         if self.stage is None:
-            return "Starting the engine…" if self.state in (STARTING, RUNNING) else "Not started"
+            if self.state in (STARTING, RUNNING):
+                return "Waiting in the batch for a free worker…" if self.in_batch else "Starting the engine…"
+            return "Not started"
         label = STAGE_LABELS.get(self.stage, self.stage.title())
         order = [name for name in DIFFUSION_STAGES if name in self.stage_steps]
         if self.stage in order:
@@ -254,6 +257,7 @@ class JobWatcher:
         events, self.offset = read_events(self.job_dir / EVENTS_FILE, self.offset)
         for event in events:
             self._apply(event)
+        self.status.in_batch = bool(self.process_record().get("batch"))
         started = self.process_started()
         final_is_current = self.status.state in (DONE, FAILED, CANCELLED) and (started is None or self.final_event_time >= started)
         if self.process_alive():
