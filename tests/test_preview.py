@@ -458,7 +458,8 @@ def test_single_frame_video(tmp_path) -> None:
     assert result.frames.shape == (8, circle_sketch().num_points, 2)
     assert np.array_equal(result.frames, np.repeat(circle_sketch().flat_points()[None], 8, axis=0))
     assert any("single frame" in warning for warning in result.warnings)
-    assert not any("31" in warning or "15 requested" in warning for warning in result.warnings)  # worded for 8 frames
+    wording = [warning.replace(str(folder), "FOLDER") for warning in result.warnings]  # the folder's path may hold any digits (pytest-31)
+    assert not any("31" in warning or "15 requested" in warning for warning in wording)  # worded for 8 frames
     tracks = track_subject(disc_video(still, num_frames=1))
     assert tracks.num_frames == 1 and "single frame" in tracks.warnings[0]
 
