@@ -108,6 +108,23 @@ def real_directory(path: str | os.PathLike) -> Path:
     return path
 
 
+def read_files(folder: str | os.PathLike) -> dict[str, bytes]:
+    """Every regular file under `folder` as {relative POSIX path: bytes} (links are not followed),
+    to send a folder somewhere as data; `write_files` puts it back."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def write_files(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
+    """Write {relative path: bytes} under `folder` (a fresh staging folder, renamed into place after)."""
+    folder = Path(folder)
+    for relative, data in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return folder
+
+
 def disk_full_detail(exc: OSError, path: str | os.PathLike) -> str:
     """What a full disk while writing `path` says: the file and the space it needs, when known."""
     return str(exc) if isinstance(exc, DiskFullError) else f"no space left on device while writing {path}"

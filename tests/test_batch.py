@@ -438,12 +438,12 @@ def test_jobs_of_one_motion_send_one_copy_of_its_video(tmp_path, inputs) -> None
     import ray
 
     from engine.batch.plan import load_plan
-    from engine.batch.runner import JobWork, travel_bundles
+    from engine.batch.runner import job_work, travel_bundles
 
     _, jobs = load_plan(oracle_plan(tmp_path, inputs, ["one", "two"], steps=5))
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        bundles = travel_bundles(ray, [JobWork(job, None, None, "cpu") for job in jobs])
+        bundles = travel_bundles(ray, [job_work(job, {}) for job in jobs])
         (files_one, video_one, name_one), (files_two, video_two, name_two) = bundles["one/right"], bundles["two/right"]
         assert video_one == video_two and files_one != files_two and name_one == name_two  # one video in the object store
         assert ray.get(video_one) == inputs["right"].read_bytes()

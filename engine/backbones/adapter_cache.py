@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import SketchAnimatorError
-from ..files import DISK_FULL, atomic_write_text, disk_full_detail, format_size
+from ..files import DISK_FULL, atomic_write_text, disk_full_detail, format_size, write_files
 from ..jsondata import to_json_value
 
 KEY_FORMAT_VERSION = 1  # part of every hash: bump it if `canonical` changes
@@ -200,6 +200,26 @@ class AdapterCache:
             files = {str(p.relative_to(staging).as_posix()): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
             document = {"key": key, "kind": kind_of(key), "created": time.time(), "files": files, **manifest}
             atomic_write_text(staging / MANIFEST, json.dumps(canonical_manifest(document), indent=2, sort_keys=True))
+            return self.publish(staging, key)
+        except OSError as exc:
+            raise cache_write_error(self.root, key, exc) from None
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def install(self, key: str, files: Mapping[str, bytes]) -> Path:
+        """Put an entry made elsewhere (its files, manifest included, as `files.read_files` gives
+        them) into this cache, as atomically as `store`; an entry already here is kept."""
+        existing = self.lookup(key)
+        if existing is not None:
+            return existing
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key}-", dir=self.root))
+        except OSError as exc:
+            raise cache_write_error(self.root, key, exc) from None
+        try:
+            fsync_tree(write_files(staging, dict(files)))
             return self.publish(staging, key)
         except OSError as exc:
             raise cache_write_error(self.root, key, exc) from None

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import SketchAnimatorError
 from ..job.folder import JOB_FILE, JobError, JobSpec, clear_job, job_differences, read_job, write_job
-from ..jsondata import JSONInputError, nesting_depth
+from ..jsondata import JSONInputError, check_depth, expect, read_json_file, read_text_file
 
 PLAN_KEYS = ("out", "pairs", "settings", "sketches", "motions", "jobs")
 SKETCH_KEYS = ("file", "job", "subject")
@@ -43,6 +43,7 @@ MOTION_KEYS = {"video": "video", "prompt": "motion_prompt", "start": "video_star
                "frames": "num_frames", "pose_rate": "pose_rate"}  # fmt: skip
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_PLAN_BYTES = 4 * 2**20
+MAX_PLAN_DEPTH = 16  # a plan nests a few tables deep
 
 
 class PlanError(SketchAnimatorError):
@@ -58,24 +59,24 @@ class PlannedJob:
 
 
 def read_plan_file(path: Path) -> dict[str, Any]:
-    """The plan's data, from TOML (`.toml`) or JSON (anything else), with duplicate keys refused."""
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise PlanError(f"the plan {path} cannot be read ({exc.strerror or exc}): check the path") from None
-    if len(text) > MAX_PLAN_BYTES:
-        raise PlanError(f"the plan {path} is {len(text)} bytes, more than a plan needs ({MAX_PLAN_BYTES}): is it the right file?")
+    """The plan's data, from TOML (`.toml`) or JSON (anything else), read with the limits every JSON
+    input has (engine/jsondata.py) and with duplicate keys refused."""
+    what = f"the plan {path}"
     try:
         if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text.decode("utf-8"))  # TOML itself refuses a table declared twice
+            try:
+                data = tomllib.loads(read_text_file(path, what, MAX_PLAN_BYTES))  # TOML itself refuses a table declared twice
+            except (tomllib.TOMLDecodeError, RecursionError) as exc:
+                raise PlanError(f"{what} is not valid TOML ({one_line(exc)})") from None
+            check_depth(data, what, MAX_PLAN_DEPTH)
         else:
-            data = json.loads(text, object_pairs_hook=refuse_duplicate_keys)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise PlanError(f"the plan {path} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} ({one_line(exc)})") from None
+            data = read_json_file(path, what, MAX_PLAN_BYTES, MAX_PLAN_DEPTH, object_pairs_hook=refuse_duplicate_keys)
+    except OSError as exc:
+        raise PlanError(f"{what} cannot be read ({exc.strerror or exc}): check the path") from None
+    except JSONInputError as exc:
+        raise PlanError(str(exc)) from None
     if not isinstance(data, dict):
-        raise PlanError(f"the plan {path} must be a table of out, pairs, settings, sketches, motions, jobs")
-    if nesting_depth(data) > 16:
-        raise PlanError(f"the plan {path} is nested more deeply than a plan is")
+        raise PlanError(f"{what} must be a table of out, pairs, settings, sketches, motions, jobs")
     return data
 
 
@@ -102,11 +103,11 @@ def load_plan(path: str | os.PathLike, restart: bool = False) -> tuple[Path, lis
     unknown = sorted(set(data) - set(PLAN_KEYS))
     if unknown:
         raise PlanError(f"{path.name}: unknown key {unknown[0]!r}: a plan has {', '.join(PLAN_KEYS)}")
-    out = base / expect_type(data.get("out", path.stem + "_jobs"), str, "out")
-    settings = expect_type(data.get("settings", {}), dict, "settings")
+    out = base / plan_value(data.get("out", path.stem + "_jobs"), "str", "out")
+    settings = plan_value(data.get("settings", {}), "object", "settings")
     sketches = named_tables(data.get("sketches", {}), "sketches", SKETCH_KEYS)
     motions = named_tables(data.get("motions", {}), "motions", tuple(MOTION_KEYS))
-    listed = [check_job_folder(base / expect_type(item, str, f"jobs[{i}]"), f"jobs[{i}]") for i, item in enumerate(expect_type(data.get("jobs", []), list, "jobs"))]
+    listed = [check_job_folder(base / plan_value(item, "str", f"jobs[{i}]"), f"jobs[{i}]") for i, item in enumerate(plan_value(data.get("jobs", []), "list", "jobs"))]
     pairs = plan_pairs(data.get("pairs", "all"), sketches, motions)
     if not pairs and not listed:
         raise PlanError(f"{path.name} names no work: add [sketches.NAME] and [motions.NAME] tables (and pairs), or jobs = [folders]")
@@ -144,20 +145,21 @@ def distinct_jobs(jobs: list[PlannedJob]) -> list[PlannedJob]:
     return jobs
 
 
-def expect_type(value: Any, kind: type, field: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        names = {str: "a string", dict: "a table", list: "a list"}
-        raise PlanError(f"the plan's {field} must be {names.get(kind, kind.__name__)}, not {json.dumps(value)[:40]}")
-    return value
+def plan_value(value: Any, kinds: str, field: str) -> Any:
+    """`value` if it has the JSON kind `kinds` (jsondata.expect), else one line naming the plan's field."""
+    try:
+        return expect(value, kinds, field)
+    except JSONInputError as exc:
+        raise PlanError(f"the plan's {exc}") from None
 
 
 def named_tables(value: Any, field: str, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """`[sketches.NAME]` / `[motions.NAME]` tables, each name checked (it names a folder) and each key known."""
-    tables = expect_type(value, dict, field)
+    tables = plan_value(value, "object", field)
     for name, table in tables.items():
         if not NAME.match(name):
             raise PlanError(f"{field}.{name!r} is not a usable name: use letters, digits, '_', '-' or '.', starting with a letter or digit")
-        expect_type(table, dict, f"{field}.{name}")
+        plan_value(table, "object", f"{field}.{name}")
         unknown = sorted(set(table) - set(keys))
         if unknown:
             raise PlanError(f"{field}.{name} has an unknown key {unknown[0]!r}: use {', '.join(keys)}")
@@ -190,7 +192,7 @@ def plan_pairs(value: Any, sketches: dict, motions: dict) -> list[tuple[str, str
 
 
 def existing_file(base: Path, value: Any, field: str) -> Path:
-    path = (base / expect_type(value, str, field)).resolve()
+    path = (base / plan_value(value, "str", field)).resolve()
     if not path.is_file():
         raise PlanError(f"{field} {value!r} does not exist (looked for {path}): fix the path, relative to the plan file")
     return path
@@ -214,7 +216,7 @@ def load_plan_sketch(name: str, table: dict[str, Any], base: Path) -> tuple[Any,
         if "file" in table:
             sketch = load_sketch(existing_file(base, table["file"], f"{field}.file"))
         else:
-            folder = check_job_folder((base / expect_type(table["job"], str, f"{field}.job")).resolve(), f"{field}.job")
+            folder = check_job_folder((base / plan_value(table["job"], "str", f"{field}.job")).resolve(), f"{field}.job")
             sketch, spec = read_job(folder)
             own = spec.to_dict()
     except PlanError:
@@ -222,7 +224,7 @@ def load_plan_sketch(name: str, table: dict[str, Any], base: Path) -> tuple[Any,
     except (SketchAnimatorError, JSONInputError) as exc:
         raise PlanError(f"{field}: {exc}") from None
     if "subject" in table:
-        own["subject_prompt"] = expect_type(table["subject"], str, f"{field}.subject")
+        own["subject_prompt"] = plan_value(table["subject"], "str", f"{field}.subject")
     return sketch, own
 
 

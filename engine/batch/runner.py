@@ -52,27 +52,33 @@ class JobWork:
     appearance: str | None  # the shared stage-1 work it waits for (None: the prior needs no video model)
     motion: str | None
     device: str  # the job's device setting: "cuda…" asks Ray for a GPU, "auto" does where the cluster has one
+    video: Path
+    video_sha256: str
 
 
-def shared_stages(folder: Path) -> tuple[str | None, str | None, str]:
-    """The job's appearance and motion identities (equal exactly when the stage's cache entry would
-    be equal) and its device setting."""
+def job_work(job: PlannedJob, video_hashes: dict[Path, str]) -> JobWork:
+    """The job with its appearance and motion identities (equal exactly when the stage's cache
+    entry would be equal), its device and its video; each video is hashed once per batch
+    (`video_hashes` remembers them)."""
     from ..priors import prior_entry
     from ..settings import STAGES
 
-    sketch, spec = read_job(folder)
+    sketch, spec = read_job(job.folder)
+    video = Path(spec.video)
+    if video not in video_hashes:
+        video_hashes[video] = file_sha256(video)
     if spec.method != "diffusion" or not prior_entry(spec.prior).uses_backbone:
-        return None, None, spec.device
+        return JobWork(job, None, None, spec.device, video, video_hashes[video])
     steps = dict(zip(STAGES, spec.stage_steps()))
     model = {"model": spec.model, "backbone": spec.backbone, "resolution": spec.resolution, "dtype": spec.dtype, "device": spec.device,
              "cache_dir": spec.cache_dir, "seed": spec.seed, "checkpoint_every": spec.checkpoint_every}  # fmt: skip
     appearance = cache_key("appearance", {**model, "sketch": sketch.to_dict(), "subject": spec.subject_prompt, "steps": steps["appearance"]})
     motion = cache_key("motion", {
-        **model, "video": file_sha256(spec.video), "start": spec.video_start_s, "end": spec.video_end_s, "fit": spec.video_fit,
+        **model, "video": video_hashes[video], "start": spec.video_start_s, "end": spec.video_end_s, "fit": spec.video_fit,
         "frames": spec.num_frames, "pose_rate": spec.pose_rate, "window": spec.window, "overlap": spec.window_overlap,
         "prompt": spec.motion_prompt, "steps": steps["motion"],
     })  # fmt: skip
-    return appearance, motion, spec.device
+    return JobWork(job, appearance, motion, spec.device, video, video_hashes[video])
 
 
 def start_ray(address: str | None, workers: int | None) -> Any:
@@ -152,13 +158,12 @@ def run_batch(
     """Run every job not yet finished as one graph; returns the report (failures included, never raised)."""
     report = BatchReport()
     log = EventLog(Path(log_dir) / BATCH_LOG)
-    work = []
+    work, video_hashes = [], {}
     for job in jobs:
         if is_result_complete(job.folder / "result"):
             report.already.append(job.name)
             continue
-        appearance, motion, device = shared_stages(job.folder)
-        work.append(JobWork(job, appearance, motion, device))
+        work.append(job_work(job, video_hashes))
     log.emit("batch_start", jobs=[j.name for j in jobs], to_do=[w.job.name for w in work], already=report.already)
     if not work:
         log.emit("batch_done", done=[], failed={}, already=report.already)
@@ -253,14 +258,13 @@ def travel_bundles(ray: Any, work: list[JobWork]) -> dict[str, list]:
     """Each job's files for a worker without its folder, in Ray's object store: [files, video,
     the video's name there], each video once however many jobs use it. The references are
     nested in a list, so a task fetches them only when it needs them (not when it works in place)."""
-    videos: dict[Path, tuple[Any, str]] = {}
+    videos: dict[Path, Any] = {}
     bundles = {}
     for w in work:
-        video = Path(read_job(w.job.folder)[1].video)
-        if video not in videos:
-            videos[video] = (ray.put(video.read_bytes()), file_sha256(video))
-        files, _, shipped_name = pack_job(w.job.folder, videos[video][1])
-        bundles[w.job.name] = [ray.put(files), videos[video][0], shipped_name]
+        if w.video not in videos:
+            videos[w.video] = ray.put(w.video.read_bytes())
+        files, shipped_name = pack_job(w.job.folder, w.video, w.video_sha256)
+        bundles[w.job.name] = [ray.put(files), videos[w.video], shipped_name]
     return bundles
 
 

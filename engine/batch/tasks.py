@@ -26,13 +26,13 @@ from typing import Any
 
 from ..backbones.adapter_cache import AdapterCache, default_cache_dir
 from ..errors import SketchAnimatorError
-from ..files import atomic_write_bytes, real_directory
+from ..files import atomic_write_bytes, read_files, real_directory, write_files
 from ..job.events import EventLog, error_event
-from ..job.folder import CANCEL_FILE, EVENTS_FILE, JOB_FILE, RESULT_DIR, SKETCH_FILE, WINDOWS_DIR, read_job_spec, relative_to_job
+from ..job.folder import CANCEL_FILE, EVENTS_FILE, JOB_FILE, LOG_FILE, PROCESS_FILE, RESULT_DIR, SKETCH_FILE, WINDOWS_DIR, read_job_spec, relative_to_job
+from ..job.lock import LOCK_FILE
 from ..job.results import is_result_complete
 
-SHIPPED_JOB_FILES = (JOB_FILE, SKETCH_FILE)  # plus the video, checkpoints, finished windows and files the prior names
-LEFT_BEHIND = {"events.jsonl", "engine.log", "process.json", "job.lock", "cancel"}
+LEFT_BEHIND = {EVENTS_FILE, LOG_FILE, PROCESS_FILE, LOCK_FILE, CANCEL_FILE}  # the folder's own run, not its inputs
 
 
 class FanOutLog(EventLog):
@@ -80,13 +80,12 @@ def use_assigned_cpus() -> None:
 
 
 # --------------------------------------------------------------------------- packing
-def pack_job(folder: Path, video_sha256: str) -> tuple[dict[str, bytes], Path, str]:
+def pack_job(folder: Path, video: Path, video_sha256: str) -> tuple[dict[str, bytes], str]:
     """A job folder's inputs and progress as {relative path: bytes} — job.json (its video named
     by its content, so a changed video is another job), the sketch, checkpoints, finished
     windows and any other top-level file the prior reads (target-frames' targets); not its log,
-    lock or result — plus the video's path and its name in the shipped folder. The video goes
+    lock or result — and the name `video` (the job's) has in the shipped folder. The video goes
     separately, so the jobs of one motion share one copy in Ray's object store."""
-    spec = relative_to_job(read_job_spec(folder), folder)
     files: dict[str, bytes] = {}
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.is_symlink() and path.name not in LEFT_BEHIND:
@@ -94,12 +93,11 @@ def pack_job(folder: Path, video_sha256: str) -> tuple[dict[str, bytes], Path, s
     windows = folder / WINDOWS_DIR
     if windows.is_dir() and not windows.is_symlink():
         files.update({f"{WINDOWS_DIR}/{p.name}": p.read_bytes() for p in sorted(windows.iterdir()) if p.is_file()})
-    video = Path(spec.video)
     shipped_video = f"reference-{video_sha256[:16]}{video.suffix.lower()}"
     job = json.loads(files[JOB_FILE])
     job.update(video=shipped_video, cache_dir=None)  # the worker's own cache, which the shared stages fill
     files[JOB_FILE] = json.dumps(job, indent=2).encode("utf-8")
-    return files, video, shipped_video
+    return files, shipped_video
 
 
 def unpack_bundle(name: str, bundle: list) -> Path:
@@ -135,29 +133,15 @@ def unpack_job(name: str, files: dict[str, bytes]) -> Path:
     return folder
 
 
-def pack_folder(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
-
-
 def install_entries(cache: AdapterCache, entries: dict[str, dict[str, bytes]]) -> None:
-    """Put shipped cache entries into this machine's cache (atomically; an entry already there is kept)."""
+    """Put shipped cache entries into this machine's cache (an entry already there is kept)."""
     for key, files in entries.items():
-        if cache.lookup(key) is not None:
-            continue
-        cache.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=cache.root))
-        try:
-            for relative, data in files.items():
-                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-                (staging / relative).write_bytes(data)
-            cache.publish(staging, key)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        cache.install(key, files)
 
 
 def entry_files(entries: list[Path]) -> dict[str, dict[str, bytes]]:
     """Cache entry folders as {key: {file: bytes}}, the manifest included."""
-    return {entry.name: pack_folder(entry) for entry in {e.parent if e.is_file() else e for e in entries}}
+    return {entry.name: read_files(entry) for entry in {e.parent if e.is_file() else e for e in entries}}
 
 
 def unpack_result(folder: Path, returned: dict[str, Any]) -> None:
@@ -166,9 +150,7 @@ def unpack_result(folder: Path, returned: dict[str, Any]) -> None:
     result = folder / RESULT_DIR
     staging = Path(tempfile.mkdtemp(prefix=".result-", dir=folder))
     try:
-        for relative, data in returned["result"].items():
-            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-            (staging / relative).write_bytes(data)
+        write_files(staging, returned["result"])
         if result.is_symlink() or result.is_file():
             result.unlink()
         elif result.exists():
@@ -311,4 +293,4 @@ def pair_task(name: str, folder: str, origin_host: str, bundle: list, appearance
         result = run_job(here)
     if not is_result_complete(result):
         raise RuntimeError(f"the result of {name} did not come out complete")
-    return {"name": name, "seconds": time.time() - started, "host": socket.gethostname(), "result": pack_folder(result)}
+    return {"name": name, "seconds": time.time() - started, "host": socket.gethostname(), "result": read_files(result)}

@@ -145,27 +145,7 @@ def start_job(
     does not exist, or the process cannot be created.
     """
     job_dir = Path(job_dir).resolve()
-    if not (job_dir / JOB_FILE).is_file():
-        raise JobStartError(f"{job_dir} is not a job folder (no {JOB_FILE}): press Animate to create one")
-    python = Path(python)
-    if not python.is_file():
-        raise JobStartError(f"engine Python {python} does not exist: set it in the add-on preferences (or create one there)")
-    (job_dir / CANCEL_FILE).unlink(missing_ok=True)  # a resume must not stop at once
-    env = engine_environment(engine_root)
-    command = engine_command(python, job_dir)
-    with open(job_dir / LOG_FILE, "ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
-        log.flush()
-        try:
-            process = subprocess.Popen(
-                command, cwd=job_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                **_new_process_group(),
-            )  # fmt: skip
-        except OSError as exc:
-            raise JobStartError(f"cannot start the engine with {python}: {exc.strerror or exc}") from None
-    record = {"pid": process.pid, "command": command, "started": time.time()}
-    atomic_write_text(job_dir / PROCESS_FILE, json.dumps(record))
-    return process
+    return spawn_engine([job_dir], python, engine_root, engine_command(python, job_dir), job_dir / LOG_FILE)
 
 
 def batch_command(python: str | os.PathLike, job_dirs: Sequence[str | os.PathLike], address: str | None = None) -> list[str]:
@@ -184,28 +164,36 @@ def start_batch(
     is learned once. Its output goes to `batch.log` beside the first job; each job folder records
     the batch as its process (with "batch": true, so a Cancel stops that job alone)."""
     folders = [Path(f).resolve() for f in job_dirs]
+    log_path = folders[0].parent / "batch.log"
+    return spawn_engine(folders, python, engine_root, batch_command(python, folders, address), log_path, {"batch": True, "log": str(log_path)})
+
+
+def spawn_engine(
+    folders: list[Path], python: str | os.PathLike, engine_root: str | os.PathLike, command: list[str], log_path: Path, record: dict[str, Any] | None = None,
+) -> subprocess.Popen:  # fmt: skip
+    """Start `command` (an engine process for the job `folders`) in its own process group, with
+    its output appended to `log_path`, and record it in each folder's process.json (plus `record`)."""
     for folder in folders:
         if not (folder / JOB_FILE).is_file():
             raise JobStartError(f"{folder} is not a job folder (no {JOB_FILE}): press Animate to create one")
-        (folder / CANCEL_FILE).unlink(missing_ok=True)
     python = Path(python)
     if not python.is_file():
         raise JobStartError(f"engine Python {python} does not exist: set it in the add-on preferences (or create one there)")
-    command = batch_command(python, folders, address)
-    log_path = folders[0].parent / "batch.log"
+    for folder in folders:
+        (folder / CANCEL_FILE).unlink(missing_ok=True)  # a resume must not stop at once
     with open(log_path, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
         log.flush()
         try:
             process = subprocess.Popen(
-                command, cwd=folders[0].parent, env=engine_environment(engine_root), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, **_new_process_group(),
+                command, cwd=log_path.parent, env=engine_environment(engine_root), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, **_new_process_group(),
             )  # fmt: skip
         except OSError as exc:
             raise JobStartError(f"cannot start the engine with {python}: {exc.strerror or exc}") from None
-    record = {"pid": process.pid, "command": command, "started": time.time(), "batch": True, "log": str(log_path)}
+    entry = json.dumps({"pid": process.pid, "command": command, "started": time.time(), **(record or {})})
     for folder in folders:
-        atomic_write_text(folder / PROCESS_FILE, json.dumps(record))
+        atomic_write_text(folder / PROCESS_FILE, entry)
     return process
 
 

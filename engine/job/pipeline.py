@@ -63,10 +63,10 @@ def run_job(job_dir: str | os.PathLike, show_bar: bool | None = None, wait: bool
         return result_dir
     try:
         with JobLock(job_dir, wait=wait):
-            if is_result_complete(result_dir):  # finished by the process this one waited for, which said so
+            damage = result_damage(result_dir)
+            if damage is None:  # finished by the process this one waited for, which said so
                 return result_dir
             sketch, spec = read_job(job_dir)
-            damage = result_damage(result_dir)
             if (result_dir / MANIFEST).exists():
                 events.warning(f"the result in {result_dir} is damaged ({damage}): computing it again from the last finished stage")
             with StopRequest(cancel_file=job_dir / CANCEL_FILE) as stop:
@@ -138,12 +138,11 @@ def run_stages(job_dir: Path, sketch: Sketch, spec: JobSpec, events: EventLog, s
         events.warning(warning)
     save_preview_strip(clip.frames, job_dir / REFERENCE_STRIP)
 
-    common = dict(seed=spec.seed, resolution=spec.resolution, checkpoint_every=spec.checkpoint_every)
-    settings = DistillationSettings.from_dict({**spec.distillation, "steps": distillation_steps, **common}, "distillation option")
+    settings = DistillationSettings.from_dict({**spec.distillation, "steps": distillation_steps, **stage_common(spec)}, "distillation option")
     motions: list[Path | None] = [None] * len(windows)
     adapters: dict[str, object] = {}
     if backbone is not None:
-        appearance, motions = learn_adapters(backbone, sketch, spec, clip, video_spec, windows, (appearance_steps, motion_steps), common, events, stop, show_bar)
+        appearance, motions = learn_adapters(backbone, sketch, spec, clip, video_spec, windows, events, stop, show_bar)
         backbone.load_adapter("appearance", appearance)
         adapters = {"appearance": str(appearance), "motion_temporal": [str(m) for m in motions]}
     init = previewed_motion(sketch, video_spec, events) if spec.init == "preview" else None
@@ -285,12 +284,12 @@ def load_job_backbone(spec: JobSpec, events: EventLog) -> VideoBackbone:
 
 
 def learn_adapters(
-    backbone: VideoBackbone, sketch: Sketch, spec: JobSpec, clip, video_spec: VideoSpec, windows: list[Window], steps: tuple[int, int],
-    common: dict, events: EventLog, stop: StopRequest, show_bar: bool | None,
+    backbone: VideoBackbone, sketch: Sketch, spec: JobSpec, clip, video_spec: VideoSpec, windows: list[Window], events: EventLog,
+    stop: StopRequest, show_bar: bool | None,
 ) -> tuple[Path, list[Path]]:  # fmt: skip
     """Stage 1 once and stage 2 per window, from the cache when learned before."""
-    appearance = learn_job_appearance(backbone, sketch, spec, steps[0], common, events, stop, show_bar)
-    return appearance, learn_job_motions(backbone, spec, clip, video_spec, windows, steps[1], common, events, stop, show_bar)
+    appearance = learn_job_appearance(backbone, sketch, spec, events, stop, show_bar)
+    return appearance, learn_job_motions(backbone, spec, clip, video_spec, windows, events, stop, show_bar)
 
 
 def job_cache(spec: JobSpec):
@@ -299,24 +298,31 @@ def job_cache(spec: JobSpec):
     return AdapterCache(Path(spec.cache_dir) / "adapters" if spec.cache_dir else None)
 
 
-def learn_job_appearance(backbone: VideoBackbone, sketch: Sketch, spec: JobSpec, steps: int, common: dict, events: EventLog | None, stop: StopRequest | None, show_bar: bool | None) -> Path:
+def stage_common(spec: JobSpec) -> dict:
+    """What every stage's settings take from the job: seed, resolution, checkpoint interval."""
+    return dict(seed=spec.seed, resolution=spec.resolution, checkpoint_every=spec.checkpoint_every)
+
+
+def learn_job_appearance(backbone: VideoBackbone, sketch: Sketch, spec: JobSpec, events: EventLog | None, stop: StopRequest | None, show_bar: bool | None) -> Path:
     from ..stages.appearance import learn_appearance
 
-    return learn_appearance(backbone, sketch, spec.subject_prompt, AppearanceSettings(steps=steps, **common), job_cache(spec), events, stop, show_bar)
+    settings = AppearanceSettings(steps=spec.stage_steps()[0], **stage_common(spec))
+    return learn_appearance(backbone, sketch, spec.subject_prompt, settings, job_cache(spec), events, stop, show_bar)
 
 
 def learn_job_motions(
-    backbone: VideoBackbone, spec: JobSpec, clip, video_spec: VideoSpec, windows: list[Window], steps: int, common: dict,
-    events: EventLog | None, stop: StopRequest | None, show_bar: bool | None,
+    backbone: VideoBackbone, spec: JobSpec, clip, video_spec: VideoSpec, windows: list[Window], events: EventLog | None, stop: StopRequest | None,
+    show_bar: bool | None,
 ) -> list[Path]:  # fmt: skip
     """The motion of each window of the clip (one window for a clip within the model's length)."""
     from ..stages.motion import learn_motion
 
-    settings = MotionSettings(steps=steps, **common)
+    settings = MotionSettings(steps=spec.stage_steps()[1], **stage_common(spec))
+    cache = job_cache(spec)
     several = len(windows) > 1
     return [
         learn_motion(
-            backbone, clip.window(w.start, w.stop), video_spec, spec.motion_prompt, settings, job_cache(spec), events, stop, show_bar,
+            backbone, clip.window(w.start, w.stop), video_spec, spec.motion_prompt, settings, cache, events, stop, show_bar,
             progress_fields={"window": w.index + 1, "windows": len(windows)} if several else None,
         )  # fmt: skip
         for w in windows
@@ -330,16 +336,12 @@ def learn_shared_stage(job_dir: Path, kind: str, events: EventLog, stop: StopReq
     sketch, spec = read_job(job_dir)
     if spec.method != "diffusion" or not prior_entry(spec.prior).uses_backbone:
         return []
-    appearance_steps, motion_steps, _ = spec.stage_steps()
-    common = dict(seed=spec.seed, resolution=spec.resolution, checkpoint_every=spec.checkpoint_every)
     backbone = load_job_backbone(spec, events)
     if kind == "appearance":
-        return [learn_job_appearance(backbone, sketch, spec, appearance_steps, common, events, stop, False)]
+        return [learn_job_appearance(backbone, sketch, spec, events, stop, False)]
     num_poses = spec.num_poses()
-    windows = job_windows(spec, num_poses)
     video_spec = spec.video_spec(backbone.frame_size_for(spec.resolution), num_poses)
-    clip = load_reference_frames(video_spec)
-    return learn_job_motions(backbone, spec, clip, video_spec, windows, motion_steps, common, events, stop, False)
+    return learn_job_motions(backbone, spec, load_reference_frames(video_spec), video_spec, job_windows(spec, num_poses), events, stop, False)
 
 
 def previewed_motion(sketch: Sketch, video_spec: VideoSpec, events: EventLog) -> "np.ndarray":
