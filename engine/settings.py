@@ -143,6 +143,7 @@ class MotionSettings(LoraTrainingSettings):
 
 # ------------------------------------------------------------------------- stage 3
 WEIGHTINGS = ("sds", "uniform")
+PARAMETRISATIONS = ("points", "global-local")  # engine/stages/geometry.py
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,8 @@ class DistillationSettings(Settings):
     augment: bool = True  # random crop + perspective of the frames, the same for all frames of a step
     periodic: bool = False  # a cycle: the prior also sees the first frame after the last, so the loop's seam is judged like any step
     resolution: int | None = None  # longer side of the frames the model sees; None: the backbone's native size
+    parametrisation: str = "points"  # "points": every frame's control points (the paper); "global-local": Live Sketch's per-frame affine + local displacements
+    local_lr_scale: float = 0.25  # global-local: the local displacements' learning rate, as a fraction of lr
     seed: int = 0
     checkpoint_every: int = 25
 
@@ -171,6 +174,8 @@ class DistillationSettings(Settings):
             raise SketchAnimatorError(f"t range [{self.t_min}, {self.t_max}] is invalid: use 0 ≤ t_min < t_max ≤ 999")
         if self.steps < 1 or not self.lr > 0:
             raise SketchAnimatorError(f"stage 3 needs at least 1 step and a positive learning rate, not {self.steps} and {self.lr}")
+        check_choice("parametrisation", self.parametrisation, PARAMETRISATIONS)
+        check_number("local_lr_scale", self.local_lr_scale, 0.0, 10.0)
 
 
 # ------------------------------------------------------------------------- the motion preview

@@ -103,16 +103,8 @@ class VideoUNet(UNet3DConditionModel, PeftAdapterMixin):
     """
 
     def forward(self, *args, **kwargs):  # type: ignore[override]
-        self.install_single_frame_bypass()
+        install_single_frame_bypass(self)
         return super().forward(*args, **kwargs)
-
-    def install_single_frame_bypass(self) -> None:
-        """Make every temporal module the identity when called with one frame (idempotent)."""
-        if getattr(self, "_single_frame_bypass", False):
-            return
-        for module in self.temporal_modules():
-            module.forward = _skipped_for_single_frames(module.forward)
-        self._single_frame_bypass = True
 
     def enable_block_checkpointing(self) -> None:
         """Recompute `transformer_in`'s and each down, mid and up block's activations during backward.
@@ -125,13 +117,26 @@ class VideoUNet(UNet3DConditionModel, PeftAdapterMixin):
             if block is not None and "forward" not in vars(block):
                 block.forward = _checkpointed(block.forward)
 
-    def temporal_modules(self) -> list[torch.nn.Module]:
-        """`transformer_in`, every temporal attention and every temporal convolution."""
-        found = [self.transformer_in]
-        for name, module in self.named_modules():
-            if re.search(r"\.temp_(attentions|convs)\.\d+$", name):
-                found.append(module)
-        return found
+
+def temporal_modules(unet: UNet3DConditionModel) -> list[torch.nn.Module]:
+    """`transformer_in`, every temporal attention and every temporal convolution."""
+    found = [unet.transformer_in]
+    for name, module in unet.named_modules():
+        if re.search(r"\.temp_(attentions|convs)\.\d+$", name):
+            found.append(module)
+    return found
+
+
+def install_single_frame_bypass(unet: UNet3DConditionModel) -> None:
+    """Make every temporal module of a 3D UNet the identity when called with one frame (idempotent).
+
+    Also used on a plain UNet3DConditionModel while the toy model is trained, so that its image
+    mode is the one stages 1 and 2 use."""
+    if getattr(unet, "_single_frame_bypass", False):
+        return
+    for module in temporal_modules(unet):
+        module.forward = _skipped_for_single_frames(module.forward)
+    unet._single_frame_bypass = True
 
 
 def _checkpointed(forward):

@@ -71,13 +71,18 @@ def byte_to_unicode() -> dict[int, str]:
     return mapping
 
 
-def write_tiny_tokenizer(folder: Path) -> None:
-    """A character-level CLIP tokenizer (no merges), built locally rather than fetched."""
+def write_tiny_tokenizer(folder: Path, words: tuple[str, ...] = (), max_length: int = TOKENIZER_MAX_LENGTH) -> None:
+    """A CLIP tokenizer built locally rather than fetched: byte-level characters, plus whole-word
+    tokens for `words` (BPE merges learned on them by the `tokenizers` library, so "moving" is one
+    token). Without words it is character-level (the tiny random model); the toy world passes its
+    vocabulary, so its text tower learns one embedding per word instead of spelling."""
     folder.mkdir(parents=True, exist_ok=True)
     chars = list(byte_to_unicode().values())
-    vocab = {token: i for i, token in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
+    merges = learned_merges(words)
+    tokens = chars + [c + "</w>" for c in chars] + ["".join(merge.split(" ")) for merge in merges]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens + ["<|startoftext|>", "<|endoftext|>"]))}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (folder / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n", encoding="utf-8")
     (folder / "special_tokens_map.json").write_text(
         json.dumps({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"})
     )
@@ -85,7 +90,7 @@ def write_tiny_tokenizer(folder: Path) -> None:
         json.dumps(
             {
                 "tokenizer_class": "CLIPTokenizer",
-                "model_max_length": TOKENIZER_MAX_LENGTH,
+                "model_max_length": max_length,
                 "bos_token": "<|startoftext|>",
                 "eos_token": "<|endoftext|>",
                 "unk_token": "<|endoftext|>",
@@ -94,6 +99,21 @@ def write_tiny_tokenizer(folder: Path) -> None:
             }
         )
     )
+
+
+def learned_merges(words: tuple[str, ...]) -> list[str]:
+    """BPE merges (CLIP's "a b" lines, "</w>" ending a word) after which each of `words` is one token."""
+    if not words:
+        return []
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator(sorted(set(words)), trainers.BpeTrainer(vocab_size=1 << 16, min_frequency=0, end_of_word_suffix="</w>", show_progress=False))
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer.model.save(scratch)
+        lines = (Path(scratch) / "merges.txt").read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def build_tiny_model(folder: str | os.PathLike, seed: int = TINY_SEED, cross_attention_dim: int = 16) -> Path:

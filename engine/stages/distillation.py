@@ -31,6 +31,7 @@ from ..priors.base import Prior
 from ..settings import DistillationSettings
 from ..vector.render import model_view_renderer
 from ..vector.sketch import DEFAULT_CANVAS, Sketch
+from .geometry import make_geometry
 
 
 # ----------------------------------------------------------------------- augmentation
@@ -109,19 +110,18 @@ def distill(
     still = sketch.still_points()  # pinned and invisible paths
     if still.all():
         raise SketchAnimatorError("every stroke is pinned (or invisible): nothing is left to animate; unpin some strokes")
-    points = torch.nn.Parameter(torch.as_tensor(start / canvas, dtype=torch.float32))
-    if held or still.any():  # a zero gradient keeps Adam from moving those points at all (their moments stay zero)
-        free = torch.ones(num_frames, len(still), 1)
-        free[:held] = 0.0
-        free[:, torch.as_tensor(still)] = 0.0
-        points.register_hook(lambda grad: grad * free)
+    frozen = torch.zeros(num_frames, len(still), dtype=torch.bool)
+    frozen[:held] = True
+    frozen[:, torch.as_tensor(still)] = True
+    geometry = make_geometry(settings.parametrisation, torch.as_tensor(start / canvas, dtype=torch.float32), frozen, settings.local_lr_scale)
     after_last = None if next_frame is None else torch.as_tensor(np.asarray(next_frame, dtype=np.float64)[None] / canvas, dtype=torch.float32)
-    optimizer = torch.optim.Adam([points], lr=settings.lr)
+    optimizer = torch.optim.Adam(geometry.param_groups(settings.lr))
     history: dict[str, list[float | None]] = {"loss": []}
     skipped = [0]
 
     def shown_frames() -> torch.Tensor:
         """The frames the prior sees: the optimised ones, then the frame after the last for a cycle."""
+        points = geometry.frames()
         if not settings.periodic:
             return points
         return torch.cat([points, after_last if after_last is not None else points[:1]])
@@ -134,7 +134,7 @@ def distill(
         out = prior(frames, index)
         out["loss"].backward()
         diagnostics = {name: _scalar(value) for name, value in out.items()}
-        if not math.isfinite(diagnostics["loss"]) or not torch.isfinite(points.grad).all():
+        if not math.isfinite(diagnostics["loss"]) or not all(torch.isfinite(t.grad).all() for t in geometry.tensors().values() if t.grad is not None):
             skipped[0] += 1
             if events is not None:
                 events.warning(f"step {index}: the prior gave a non-finite loss or gradient; the step was skipped")
@@ -147,11 +147,12 @@ def distill(
     torch.manual_seed(settings.seed)
     with out_of_memory_explained("distillation (stage 3)"):
         run_resumable(
-            step, settings.steps, checkpoint_path, {"points": points}, optimizer,
+            step, settings.steps, checkpoint_path, geometry.tensors(), optimizer,
             extra_state={"history": _History(history, skipped)}, every=settings.checkpoint_every, stop=stop,
             stage="distillation", events=events, show_bar=show_bar, progress_fields=progress_fields,
         )  # fmt: skip
-    frames = points.detach().double().numpy() * canvas
+    with torch.no_grad():
+        frames = geometry.frames().double().numpy() * canvas
     frames[:held] = start[:held]  # what was held comes back bit for bit, not through float32
     frames[:, still] = start[:, still]
     return DistillationResult(
